@@ -1,0 +1,1 @@
+//! qpage-generator: turns a site directory into a complete static site.

@@ -1,0 +1,230 @@
+//! One site's build, phase by phase: config, theme, data, content, model, render, emit.
+//! Errors from every phase that can still run are gathered before giving up.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+
+use crate::config::SiteConfig;
+use crate::error::{BuildError, Diagnostic};
+use crate::output::{self, OutFile, OutFiles};
+use crate::render::{self, RenderOptions};
+use crate::site::{Filter, Site};
+use crate::templates::{self, Templates, Theme};
+
+/// What to build and how.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The site folder (holding `site.toml`).
+    pub site_dir: PathBuf,
+    /// Where to write; default `SITE/dist`.
+    pub output: Option<PathBuf>,
+    /// Include drafts.
+    pub drafts: bool,
+    /// Include pages dated in the future.
+    pub future: bool,
+    /// Build for `qpage dev`.
+    pub dev: bool,
+    /// The date that counts as today (default: the system's).
+    pub today: Option<NaiveDate>,
+}
+
+/// What a successful build did.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    /// Where the site was written.
+    pub output: PathBuf,
+    /// Content pages.
+    pub pages: usize,
+    /// Sections.
+    pub sections: usize,
+    /// Pages generated from data records.
+    pub records: usize,
+    /// Files written.
+    pub files: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Time per phase.
+    pub timings: Vec<(&'static str, Duration)>,
+    /// Problems that did not stop the build.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl BuildReport {
+    /// Total build time.
+    pub fn total(&self) -> Duration {
+        self.timings.iter().map(|(_, d)| *d).sum()
+    }
+}
+
+/// Parsed themes, shared by the sites of a multi-site build.
+#[derive(Default)]
+pub struct ThemeCache {
+    embedded: std::sync::OnceLock<Result<(Theme, Templates), Vec<Diagnostic>>>,
+}
+
+impl ThemeCache {
+    fn embedded(&self) -> Result<&(Theme, Templates), Vec<Diagnostic>> {
+        self.embedded
+            .get_or_init(|| {
+                let theme = Theme::embedded();
+                let templates = Templates::new(&theme, &[])?;
+                Ok((theme, templates))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// Builds one site.
+pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
+    build_with(opts, &ThemeCache::default())
+}
+
+/// Builds one site, reusing parsed themes from `cache`.
+pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport, BuildError> {
+    let site_dir = &opts.site_dir;
+    let mut timings = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<(&'static str, Duration)>| {
+        timings.push((name, clock.elapsed()));
+        clock = Instant::now();
+    };
+    let config = SiteConfig::load(site_dir).map_err(BuildError::one)?;
+
+    // Theme and templates.
+    let overrides = templates::read_tree(&site_dir.join("templates"), Path::new("templates"))
+        .map_err(BuildError::one)?;
+    let (theme, templates): (Theme, Templates) = if config.theme == templates::DEFAULT_THEME_NAME
+        && !site_dir.join("themes").join(&config.theme).is_dir()
+    {
+        let (theme, base) = cache.embedded().map_err(BuildError::new)?;
+        let templates = if overrides.is_empty() {
+            base.clone()
+        } else {
+            Templates::new(theme, &overrides).map_err(BuildError::new)?
+        };
+        (theme.clone(), templates)
+    } else {
+        let rel = Path::new("themes").join(&config.theme);
+        let theme = Theme::from_dir(&site_dir.join(&rel), &rel).map_err(BuildError::one)?;
+        let templates = Templates::new(&theme, &overrides).map_err(BuildError::new)?;
+        (theme, templates)
+    };
+    lap("templates", &mut timings);
+
+    // Data and content: gather the errors of both.
+    let (data, loaded) = rayon::join(
+        || crate::data::load(site_dir),
+        || crate::content::load(site_dir, config.highlight_code, &templates),
+    );
+    let mut errors = Vec::new();
+    let data = data.unwrap_or_else(|mut e| {
+        errors.append(&mut e);
+        Default::default()
+    });
+    let loaded = loaded.unwrap_or_else(|mut e| {
+        errors.append(&mut e);
+        Default::default()
+    });
+    if !errors.is_empty() {
+        return Err(BuildError::new(errors));
+    }
+    lap("load", &mut timings);
+
+    let filter = Filter {
+        drafts: opts.drafts,
+        future: opts.future,
+        today: Some(
+            opts.today
+                .unwrap_or_else(|| chrono::Local::now().date_naive()),
+        ),
+    };
+    let site = Site::build(config, loaded, data, filter).map_err(BuildError::new)?;
+    lap("model", &mut timings);
+
+    let rendered = render::render_site(&site, &templates, RenderOptions { dev: opts.dev })
+        .map_err(BuildError::new)?;
+    lap("render", &mut timings);
+
+    // Assemble: theme static, site static (wins), content assets, rendered pages.
+    let mut files = OutFiles::new();
+    let mut errors = Vec::new();
+    for f in &theme.statics {
+        output::add(
+            &mut files,
+            f.rel.clone(),
+            OutFile {
+                bytes: f.bytes.clone(),
+                origin: f.origin.clone(),
+            },
+            true,
+            &mut errors,
+        );
+    }
+    for f in templates::read_tree(&site_dir.join("static"), Path::new("static"))
+        .map_err(BuildError::one)?
+    {
+        output::add(
+            &mut files,
+            f.rel.clone(),
+            OutFile {
+                bytes: f.bytes,
+                origin: f.origin,
+            },
+            true,
+            &mut errors,
+        );
+    }
+    for rel in &site.assets {
+        let origin = Path::new("content").join(rel);
+        let bytes = std::fs::read(site_dir.join(&origin))
+            .map_err(|e| BuildError::one(Diagnostic::io(&origin, &e)))?;
+        let out = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        output::add(
+            &mut files,
+            out,
+            OutFile {
+                bytes: Arc::from(bytes),
+                origin,
+            },
+            false,
+            &mut errors,
+        );
+    }
+    for r in rendered {
+        output::add(
+            &mut files,
+            r.out,
+            OutFile {
+                bytes: Arc::from(r.bytes),
+                origin: r.origin,
+            },
+            false,
+            &mut errors,
+        );
+    }
+    if !errors.is_empty() {
+        return Err(BuildError::new(errors));
+    }
+    let dest = opts.output.clone().unwrap_or_else(|| site_dir.join("dist"));
+    let manifest = output::write(&dest, &files).map_err(BuildError::new)?;
+    lap("write", &mut timings);
+
+    Ok(BuildReport {
+        output: dest,
+        pages: site.pages.len(),
+        sections: site.sections.len(),
+        records: site.records.len(),
+        files: manifest.files.len(),
+        bytes: manifest.files.values().map(|e| e.size).sum(),
+        timings,
+        warnings: Vec::new(),
+    })
+}

@@ -1,0 +1,536 @@
+//! Rendering: turns the site model into template contexts and renders every output page
+//! (pages, paginated sections and taxonomy terms, taxonomy lists, record pages, aliases,
+//! 404) in parallel. Values shared by many pages are built once.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+use tera::{Context, Value};
+
+use crate::error::Diagnostic;
+use crate::site::{Link, Site, normalize_alias};
+use crate::templates::{PAGES_KEY, SECTIONS_KEY, Templates};
+
+/// One rendered file: where it goes in the output and its bytes.
+#[derive(Debug)]
+pub struct Rendered {
+    /// Path in the output, e.g. `blog/hello/index.html`.
+    pub out: String,
+    /// Bytes.
+    pub bytes: Vec<u8>,
+    /// What produced it (for collision errors).
+    pub origin: PathBuf,
+}
+
+enum Job {
+    Page(usize),
+    Section(usize, usize),
+    TaxonomyList(usize),
+    Term(usize, String, usize),
+    Record(usize),
+    Alias(String, String, PathBuf),
+    NotFound,
+}
+
+/// Options that change what templates see.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RenderOptions {
+    /// Rendering for `qpage dev`.
+    pub dev: bool,
+}
+
+/// Renders every output page of `site`.
+pub fn render_site(
+    site: &Site,
+    templates: &Templates,
+    opts: RenderOptions,
+) -> Result<Vec<Rendered>, Vec<Diagnostic>> {
+    let errors = check_templates(site, templates);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let shared = Shared::new(site, opts);
+    let mut tera_templates = templates.clone();
+    {
+        let (pages, sections) = shared.lookup(site);
+        let global = tera_templates.tera.global_context();
+        global.insert_value(PAGES_KEY, pages);
+        global.insert_value(SECTIONS_KEY, sections);
+        global.insert_value("config", shared.config.clone());
+        global.insert_value("data", shared.data.clone());
+        global.insert_value("sections", shared.top_sections.clone());
+        global.insert("build", &json!({ "dev": opts.dev }));
+    }
+    let jobs = jobs(site);
+    let results: Vec<Result<Rendered, Diagnostic>> = jobs
+        .par_iter()
+        .map(|job| render_job(site, &tera_templates, &shared, job))
+        .collect();
+    let mut out = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(o) => out.push(o),
+            Err(d) => errors.push(d),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn page_template(site: &Site, pi: usize) -> String {
+    let page = &site.pages[pi];
+    page.doc
+        .front
+        .template
+        .clone()
+        .or_else(|| {
+            site.sections[page.section]
+                .doc
+                .as_ref()
+                .and_then(|d| d.front.page_template.clone())
+        })
+        .unwrap_or_else(|| "page.html".into())
+}
+
+fn section_template(site: &Site, si: usize) -> String {
+    site.sections[si]
+        .doc
+        .as_ref()
+        .and_then(|d| d.front.template.clone())
+        .unwrap_or_else(|| {
+            if si == 0 {
+                "index.html".into()
+            } else {
+                "section.html".into()
+            }
+        })
+}
+
+/// Every template the site needs exists, or an error names who needs the missing one.
+fn check_templates(site: &Site, templates: &Templates) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    let mut need = |name: String, file: &Path| {
+        if !templates.has(&name) {
+            errors.push(
+                Diagnostic::file(file, format!("template `{name}` not found"))
+                    .help("use a template of the theme, or add it to the site's templates/ folder"),
+            );
+        }
+    };
+    for pi in 0..site.pages.len() {
+        need(page_template(site, pi), &site.pages[pi].doc.file);
+    }
+    for si in 0..site.sections.len() {
+        let file = site.sections[si]
+            .doc
+            .as_ref()
+            .map_or(PathBuf::from("content"), |d| d.file.clone());
+        need(section_template(site, si), &file);
+    }
+    for r in &site.records {
+        need(r.template.clone(), Path::new("site.toml"));
+    }
+    if site.taxonomies.iter().any(|t| !t.terms.is_empty()) {
+        need("taxonomy_list.html".into(), Path::new("site.toml"));
+        need("taxonomy_term.html".into(), Path::new("site.toml"));
+    }
+    need("404.html".into(), Path::new("templates"));
+    errors
+}
+
+/// Values built once and shared by every render.
+struct Shared {
+    config: Value,
+    data: Value,
+    top_sections: Value,
+    page_summaries: Vec<Value>,
+    section_values: Vec<Value>,
+    taxonomy_values: Vec<Value>,
+}
+
+#[derive(Serialize)]
+struct PageSummary<'a> {
+    title: &'a str,
+    description: &'a str,
+    date: Option<String>,
+    updated: Option<String>,
+    slug: String,
+    path: &'a str,
+    permalink: String,
+    summary: &'a str,
+    word_count: usize,
+    reading_time: usize,
+    taxonomies: &'a indexmap::IndexMap<String, Vec<crate::site::TermRef>>,
+    extra: &'a serde_json::Map<String, serde_json::Value>,
+    section: &'a str,
+    draft: bool,
+    weight: i64,
+}
+
+impl Shared {
+    fn new(site: &Site, _opts: RenderOptions) -> Shared {
+        let data: serde_json::Map<String, serde_json::Value> = site
+            .data
+            .iter()
+            .map(|(k, records)| {
+                (
+                    k.clone(),
+                    serde_json::Value::Array(
+                        records
+                            .iter()
+                            .map(|r| serde_json::Value::Object(r.fields.clone()))
+                            .collect(),
+                    ),
+                )
+            })
+            .collect();
+        let page_summaries: Vec<Value> = site
+            .pages
+            .par_iter()
+            .map(|p| {
+                Value::from_serializable(&PageSummary {
+                    title: p.doc.front.title.as_deref().unwrap_or(""),
+                    description: &p.doc.front.description,
+                    date: p.doc.date.map(|d| d.to_string()),
+                    updated: p.doc.updated.map(|d| d.to_string()),
+                    slug: p
+                        .path
+                        .trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                    path: &p.path,
+                    permalink: site.config.permalink(&p.path),
+                    summary: &p.doc.rendered.summary,
+                    word_count: p.doc.rendered.word_count,
+                    reading_time: p.doc.rendered.word_count.div_ceil(200).max(1),
+                    taxonomies: &p.terms,
+                    extra: &p.doc.front.extra,
+                    section: &site.sections[p.section].path,
+                    draft: p.doc.front.draft,
+                    weight: p.doc.front.weight,
+                })
+            })
+            .collect();
+        let section_values = (0..site.sections.len())
+            .map(|si| {
+                let s = &site.sections[si];
+                let doc = s.doc.as_ref();
+                Value::from_serializable(&json!({
+                    "title": s.title,
+                    "description": doc.map_or(site.config.description.as_str(), |d| d.front.description.as_str()),
+                    "path": s.path,
+                    "permalink": site.config.permalink(&s.path),
+                    "content": doc.map_or("", |d| d.rendered.html.as_str()),
+                    "extra": doc.map(|d| d.front.extra.clone()).unwrap_or_default(),
+                    "subsections": s.subsections.iter().map(|&c| json!({
+                        "title": site.sections[c].title,
+                        "path": site.sections[c].path,
+                        "description": site.sections[c].doc.as_ref().map_or("", |d| d.front.description.as_str()),
+                    })).collect::<Vec<_>>(),
+                    "pages_count": s.pages.len(),
+                    "ancestors": section_ancestors(site, s.parent),
+                    "weight": doc.map_or(0, |d| d.front.weight),
+                }))
+            })
+            .collect();
+        let mut top: Vec<usize> = site.sections[0].subsections.clone();
+        top.sort_by_key(|&i| {
+            (
+                site.sections[i].doc.as_ref().map_or(0, |d| d.front.weight),
+                site.sections[i].title.clone(),
+            )
+        });
+        let top_sections = Value::from_serializable(
+            &top.iter()
+                .map(|&i| {
+                    json!({
+                        "title": site.sections[i].title,
+                        "path": site.sections[i].path,
+                        "permalink": site.config.permalink(&site.sections[i].path),
+                        "weight": site.sections[i].doc.as_ref().map_or(0, |d| d.front.weight),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        );
+        let taxonomy_values = site
+            .taxonomies
+            .iter()
+            .map(|t| {
+                let path = format!("/{}/", t.name);
+                Value::from_serializable(&json!({
+                    "name": t.name,
+                    "permalink": site.config.permalink(&path),
+                    "path": path,
+                    "terms": t.terms.iter().map(|(slug, term)| term_json(site, &t.name, slug, &term.name, term.pages.len())).collect::<Vec<_>>(),
+                }))
+            })
+            .collect();
+        Shared {
+            config: Value::from_serializable(&site.config),
+            data: Value::from_serializable(&data),
+            top_sections,
+            page_summaries,
+            section_values,
+            taxonomy_values,
+        }
+    }
+
+    /// The maps behind `get_page` and `get_section`: path -> value.
+    fn lookup(&self, site: &Site) -> (Value, Value) {
+        let mut pages = tera::Map::new();
+        for (i, p) in site.pages.iter().enumerate() {
+            pages.insert(p.path.clone().into(), self.page_summaries[i].clone());
+        }
+        let mut sections = tera::Map::new();
+        for (i, s) in site.sections.iter().enumerate() {
+            let pages: Vec<Value> = s
+                .pages
+                .iter()
+                .map(|&p| self.page_summaries[p].clone())
+                .collect();
+            let mut v: serde_json::Value =
+                serde_json::to_value(&self.section_values[i]).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert(
+                    "pages".into(),
+                    serde_json::to_value(&pages).unwrap_or_default(),
+                );
+            }
+            sections.insert(s.path.clone().into(), Value::from_serializable(&v));
+        }
+        (Value::from(pages), Value::from(sections))
+    }
+}
+
+fn term_json(site: &Site, tax: &str, slug: &str, name: &str, count: usize) -> serde_json::Value {
+    let path = format!("/{tax}/{slug}/");
+    json!({"name": name, "slug": slug, "permalink": site.config.permalink(&path), "path": path, "count": count})
+}
+
+fn section_ancestors(site: &Site, mut at: Option<usize>) -> Vec<Link> {
+    let mut out = Vec::new();
+    while let Some(i) = at {
+        out.push(Link {
+            title: site.sections[i].title.clone(),
+            path: site.sections[i].path.clone(),
+        });
+        at = site.sections[i].parent;
+    }
+    out.reverse();
+    out
+}
+
+fn jobs(site: &Site) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (pi, p) in site.pages.iter().enumerate() {
+        jobs.push(Job::Page(pi));
+        for alias in &p.doc.front.aliases {
+            jobs.push(Job::Alias(
+                normalize_alias(alias),
+                p.path.clone(),
+                p.doc.file.clone(),
+            ));
+        }
+    }
+    for (si, s) in site.sections.iter().enumerate() {
+        let per = per_page(site, si);
+        let n = s.pages.len().div_ceil(per).max(1);
+        for k in 1..=n {
+            jobs.push(Job::Section(si, k));
+        }
+    }
+    for (ti, t) in site.taxonomies.iter().enumerate() {
+        if t.terms.is_empty() {
+            continue;
+        }
+        jobs.push(Job::TaxonomyList(ti));
+        for (slug, term) in &t.terms {
+            let n = term.pages.len().div_ceil(site.config.paginate_by).max(1);
+            for k in 1..=n {
+                jobs.push(Job::Term(ti, slug.clone(), k));
+            }
+        }
+    }
+    jobs.extend((0..site.records.len()).map(Job::Record));
+    jobs.push(Job::NotFound);
+    jobs
+}
+
+fn per_page(site: &Site, si: usize) -> usize {
+    site.sections[si]
+        .doc
+        .as_ref()
+        .and_then(|d| d.front.paginate_by)
+        .filter(|&n| n > 0)
+        .unwrap_or(site.config.paginate_by)
+}
+
+/// Output file for a site path: `/a/b/` -> `a/b/index.html`, `/x.html` -> `x.html`.
+pub fn output_path(path: &str) -> String {
+    let trimmed = path.trim_start_matches('/');
+    if trimmed.is_empty() || trimmed.ends_with('/') {
+        format!("{trimmed}index.html")
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn paged_path(base: &str, k: usize) -> String {
+    if k == 1 {
+        base.to_string()
+    } else {
+        format!("{base}page/{k}/")
+    }
+}
+
+fn paginator(shared: &Shared, items: &[usize], base: &str, k: usize, per: usize) -> Value {
+    let total = items.len().div_ceil(per).max(1);
+    let pages: Vec<Value> = items
+        .iter()
+        .skip((k - 1) * per)
+        .take(per)
+        .map(|&p| shared.page_summaries[p].clone())
+        .collect();
+    let mut map = tera::Map::new();
+    map.insert("pages".into(), Value::from(pages));
+    map.insert("current_index".into(), Value::from(k));
+    map.insert("total_pages".into(), Value::from(total));
+    map.insert("first".into(), Value::from(base.to_string()));
+    map.insert("last".into(), Value::from(paged_path(base, total)));
+    map.insert(
+        "previous".into(),
+        if k > 1 {
+            Value::from(paged_path(base, k - 1))
+        } else {
+            Value::none()
+        },
+    );
+    map.insert(
+        "next".into(),
+        if k < total {
+            Value::from(paged_path(base, k + 1))
+        } else {
+            Value::none()
+        },
+    );
+    Value::from(map)
+}
+
+fn base_context(site: &Site, path: &str) -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("current_path", path);
+    ctx.insert("current_url", &site.config.permalink(path));
+    ctx
+}
+
+fn render_job(
+    site: &Site,
+    t: &Templates,
+    shared: &Shared,
+    job: &Job,
+) -> Result<Rendered, Diagnostic> {
+    match job {
+        Job::Page(pi) => {
+            let p = &site.pages[*pi];
+            let mut ctx = base_context(site, &p.path);
+            let mut v: serde_json::Value =
+                serde_json::to_value(&shared.page_summaries[*pi]).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("content".into(), json!(p.doc.rendered.html));
+                obj.insert("toc".into(), json!(p.doc.rendered.toc));
+                let mut anc = section_ancestors(site, Some(p.section));
+                if p.section == 0 {
+                    anc.truncate(1);
+                }
+                obj.insert("ancestors".into(), json!(anc));
+                let link = |i: Option<usize>| {
+                    i.map(|i| json!({"title": site.pages[i].doc.front.title, "path": site.pages[i].path}))
+                };
+                obj.insert("lower".into(), json!(link(p.lower)));
+                obj.insert("higher".into(), json!(link(p.higher)));
+            }
+            ctx.insert("page", &v);
+            let html = t.render(&page_template(site, *pi), &ctx, &p.doc.file)?;
+            Ok(out(&p.path, html, &p.doc.file))
+        }
+        Job::Section(si, k) => {
+            let s = &site.sections[*si];
+            let path = paged_path(&s.path, *k);
+            let mut ctx = base_context(site, &path);
+            ctx.insert_value("section", shared.section_values[*si].clone());
+            ctx.insert_value(
+                "paginator",
+                paginator(shared, &s.pages, &s.path, *k, per_page(site, *si)),
+            );
+            let file = s
+                .doc
+                .as_ref()
+                .map_or(PathBuf::from("content"), |d| d.file.clone());
+            let html = t.render(&section_template(site, *si), &ctx, &file)?;
+            Ok(out(&path, html, &file))
+        }
+        Job::TaxonomyList(ti) => {
+            let path = format!("/{}/", site.taxonomies[*ti].name);
+            let mut ctx = base_context(site, &path);
+            ctx.insert_value("taxonomy", shared.taxonomy_values[*ti].clone());
+            let html = t.render("taxonomy_list.html", &ctx, Path::new("site.toml"))?;
+            Ok(out(&path, html, Path::new("site.toml")))
+        }
+        Job::Term(ti, slug, k) => {
+            let tax = &site.taxonomies[*ti];
+            let term = &tax.terms[slug];
+            let base = format!("/{}/{slug}/", tax.name);
+            let path = paged_path(&base, *k);
+            let mut ctx = base_context(site, &path);
+            ctx.insert_value("taxonomy", shared.taxonomy_values[*ti].clone());
+            ctx.insert(
+                "term",
+                &term_json(site, &tax.name, slug, &term.name, term.pages.len()),
+            );
+            ctx.insert_value(
+                "paginator",
+                paginator(shared, &term.pages, &base, *k, site.config.paginate_by),
+            );
+            let html = t.render("taxonomy_term.html", &ctx, Path::new("site.toml"))?;
+            Ok(out(&path, html, Path::new("site.toml")))
+        }
+        Job::Record(ri) => {
+            let r = &site.records[*ri];
+            let mut ctx = base_context(site, &r.path);
+            ctx.insert("record", &r.fields);
+            ctx.insert("collection", &r.collection);
+            let html = t.render(&r.template, &ctx, &r.file)?;
+            Ok(out(&r.path, html, &r.file))
+        }
+        Job::Alias(from, to, file) => {
+            let target = site.config.permalink(to);
+            let html = format!(
+                "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>Moved</title><link rel=\"canonical\" href=\"{target}\"><meta name=\"robots\" content=\"noindex\"><meta http-equiv=\"refresh\" content=\"0; url={target}\"></head><body><p>This page moved to <a href=\"{target}\">{target}</a>.</p></body></html>\n",
+                lang = crate::markdown::escape_attr(&site.config.language),
+                target = crate::markdown::escape_attr(&target),
+            );
+            Ok(out(from, html, file))
+        }
+        Job::NotFound => {
+            let ctx = base_context(site, "/404.html");
+            let html = t.render("404.html", &ctx, Path::new("templates/404.html"))?;
+            Ok(out("/404.html", html, Path::new("templates/404.html")))
+        }
+    }
+}
+
+fn out(path: &str, html: String, origin: &Path) -> Rendered {
+    Rendered {
+        out: output_path(path),
+        bytes: html.into_bytes(),
+        origin: origin.to_path_buf(),
+    }
+}

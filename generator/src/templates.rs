@@ -1,0 +1,364 @@
+//! Themes and templates: loads a theme (the embedded default or a folder), lays the
+//! site's own `templates/` over it, parses everything once into Tera, registers qpage's
+//! filters and functions, and turns Tera errors into located diagnostics.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use include_dir::{Dir, include_dir};
+use tera::{Kwargs, State, Tera, Value};
+
+use crate::content::ShortcodeRenderer;
+use crate::error::Diagnostic;
+use crate::shortcode::Call;
+
+static DEFAULT_THEME: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../themes/default");
+
+/// Name of the theme compiled into qpage.
+pub const DEFAULT_THEME_NAME: &str = "default";
+
+/// A file of a theme or site: where it came from and its bytes.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path relative to its root (`page.html`, `style.css`).
+    pub rel: String,
+    /// Path shown in errors.
+    pub origin: PathBuf,
+    /// Contents.
+    pub bytes: Arc<[u8]>,
+}
+
+/// A theme's templates and static files.
+#[derive(Debug, Clone)]
+pub struct Theme {
+    /// Templates by name.
+    pub templates: Vec<SourceFile>,
+    /// Files copied to the output root.
+    pub statics: Vec<SourceFile>,
+}
+
+impl Theme {
+    /// The theme compiled into the binary.
+    pub fn embedded() -> Theme {
+        let mut templates = Vec::new();
+        let mut statics = Vec::new();
+        collect_embedded(&DEFAULT_THEME, &mut templates, &mut statics);
+        templates.sort_by(|a, b| a.rel.cmp(&b.rel));
+        statics.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Theme { templates, statics }
+    }
+
+    /// A theme in a folder with `templates/` and `static/`.
+    pub fn from_dir(dir: &Path, shown_as: &Path) -> Result<Theme, Diagnostic> {
+        if !dir.is_dir() {
+            return Err(Diagnostic::file(shown_as, "theme folder not found").help(
+                "set theme = \"default\" in site.toml, or put the theme in SITE/themes/NAME",
+            ));
+        }
+        Ok(Theme {
+            templates: read_tree(&dir.join("templates"), &shown_as.join("templates"))?,
+            statics: read_tree(&dir.join("static"), &shown_as.join("static"))?,
+        })
+    }
+}
+
+fn collect_embedded(
+    dir: &Dir<'static>,
+    templates: &mut Vec<SourceFile>,
+    statics: &mut Vec<SourceFile>,
+) {
+    for file in dir.files() {
+        let path = file.path();
+        let origin = Path::new("themes/default").join(path);
+        let bytes: Arc<[u8]> = Arc::from(file.contents());
+        if let Ok(rest) = path.strip_prefix("templates") {
+            templates.push(SourceFile {
+                rel: unix(rest),
+                origin,
+                bytes,
+            });
+        } else if let Ok(rest) = path.strip_prefix("static") {
+            statics.push(SourceFile {
+                rel: unix(rest),
+                origin,
+                bytes,
+            });
+        }
+    }
+    for sub in dir.dirs() {
+        collect_embedded(sub, templates, statics);
+    }
+}
+
+fn unix(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Reads every file under `root` (missing root: none).
+pub fn read_tree(root: &Path, shown_as: &Path) -> Result<Vec<SourceFile>, Diagnostic> {
+    let mut out = Vec::new();
+    if !root.is_dir() {
+        return Ok(out);
+    }
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let entry = entry.map_err(|e| Diagnostic::file(shown_as, format!("cannot walk: {e}")))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        if rel
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
+        let origin = shown_as.join(rel);
+        let bytes = std::fs::read(entry.path()).map_err(|e| Diagnostic::io(&origin, &e))?;
+        out.push(SourceFile {
+            rel: unix(rel),
+            origin,
+            bytes: Arc::from(bytes),
+        });
+    }
+    Ok(out)
+}
+
+/// Global-context keys holding the lookups of `get_page` / `get_section`.
+pub const PAGES_KEY: &str = "__qpage_pages";
+/// See [`PAGES_KEY`].
+pub const SECTIONS_KEY: &str = "__qpage_sections";
+
+/// Parsed templates for one site, with where each came from.
+#[derive(Clone)]
+pub struct Templates {
+    /// The Tera instance.
+    pub tera: Tera,
+    origins: Arc<HashMap<String, PathBuf>>,
+}
+
+impl Templates {
+    /// Parses the theme's templates with the site's overrides on top.
+    pub fn new(theme: &Theme, overrides: &[SourceFile]) -> Result<Templates, Vec<Diagnostic>> {
+        let mut chosen: HashMap<&str, &SourceFile> = HashMap::new();
+        for f in theme.templates.iter().chain(overrides) {
+            chosen.insert(f.rel.as_str(), f);
+        }
+        let mut names: Vec<&str> = chosen.keys().copied().collect();
+        names.sort_unstable();
+        let mut origins = HashMap::new();
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
+        for name in names {
+            let f = chosen[name];
+            origins.insert(name.to_string(), f.origin.clone());
+            match std::str::from_utf8(&f.bytes) {
+                Ok(s) => sources.push((name, s)),
+                Err(_) => errors.push(Diagnostic::file(&f.origin, "template is not valid UTF-8")),
+            }
+        }
+        let origins = Arc::new(origins);
+        let mut tera = Tera::new();
+        register(&mut tera);
+        if errors.is_empty() {
+            if let Err(e) = tera.add_raw_templates(sources.iter().copied()) {
+                // Find every syntax error, not only the first.
+                for (name, src) in &sources {
+                    let mut one = Tera::new();
+                    if let Err(e) = one.add_raw_template(name, src) {
+                        if matches!(e.kind(), tera::ErrorKind::SyntaxError(_)) {
+                            errors.push(diagnose(&e, &origins, None));
+                        }
+                    }
+                }
+                if errors.is_empty() {
+                    errors.push(diagnose(&e, &origins, None));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Templates { tera, origins })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// True when a template of that name exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.tera.contains_template(name)
+    }
+
+    /// Renders a template; errors name the template file and line, and the content
+    /// file being rendered.
+    pub fn render(
+        &self,
+        name: &str,
+        ctx: &tera::Context,
+        for_file: &Path,
+    ) -> Result<String, Diagnostic> {
+        self.tera
+            .render(name, ctx)
+            .map_err(|e| diagnose(&e, &self.origins, Some(for_file)))
+    }
+}
+
+/// Converts a Tera error into a diagnostic at the template's file and line.
+fn diagnose(
+    e: &tera::Error,
+    origins: &HashMap<String, PathBuf>,
+    for_file: Option<&Path>,
+) -> Diagnostic {
+    let mut chain = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let _ = write!(chain, ": {s}");
+        source = s.source();
+    }
+    let suffix = for_file.map_or(String::new(), |f| {
+        format!(" (while rendering {})", f.display())
+    });
+    let (file, line, col, msg) = match e.kind() {
+        tera::ErrorKind::SyntaxError(r) | tera::ErrorKind::RenderingError(r) => {
+            let file = origins
+                .get(r.filename())
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from(r.filename()));
+            (
+                file,
+                Some(r.span().start_line),
+                Some(r.span().start_col + 1),
+                r.message().to_string(),
+            )
+        }
+        tera::ErrorKind::TemplateNotFound(name) => (
+            for_file
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(name)),
+            None,
+            None,
+            format!("template `{name}` not found"),
+        ),
+        _ => (
+            for_file
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("templates")),
+            None,
+            None,
+            e.to_string(),
+        ),
+    };
+    Diagnostic {
+        file,
+        line,
+        column: col,
+        message: format!("template error: {msg}{chain}{suffix}"),
+        help: Some("fix the template (a site's templates/ file overrides the theme's)".into()),
+    }
+}
+
+fn register(tera: &mut Tera) {
+    tera.register_filter(
+        "date",
+        |value: &str, kwargs: Kwargs, _: &State| -> tera::TeraResult<String> {
+            let format = kwargs.get::<&str>("format")?.unwrap_or("%Y-%m-%d");
+            let head = value.get(..10).unwrap_or(value);
+            let date = chrono::NaiveDate::parse_from_str(head, "%Y-%m-%d").map_err(|_| {
+                tera::Error::message(format!("date filter: `{value}` is not a YYYY-MM-DD date"))
+            })?;
+            let items: Vec<_> = chrono::format::StrftimeItems::new(format).collect();
+            let mut out = String::new();
+            write!(out, "{}", date.format_with_items(items.into_iter()))
+                .map_err(|_| tera::Error::message(format!("date filter: bad format `{format}`")))?;
+            Ok(out)
+        },
+    );
+    tera.register_filter("markdown", |value: &str, _: Kwargs, _: &State| {
+        Value::safe_string(&crate::markdown::render(value, true).html)
+    });
+    tera.register_filter("slugify", |value: &str, _: Kwargs, _: &State| {
+        slug::slugify(value)
+    });
+    tera.register_filter(
+        "json",
+        |value: &Value, _: Kwargs, _: &State| -> tera::TeraResult<Value> {
+            let s = serde_json::to_string(value).map_err(tera::Error::message)?;
+            Ok(Value::safe_string(&script_safe(&s)))
+        },
+    );
+    tera.register_function(
+        "url",
+        |kwargs: Kwargs, state: &State| -> tera::TeraResult<String> {
+            let path = kwargs.must_get::<&str>("path")?;
+            if path.starts_with("http://") || path.starts_with("https://") {
+                return Ok(path.to_string());
+            }
+            let config = state.get::<Value>("config")?.unwrap_or_else(Value::none);
+            let base = config
+                .as_map()
+                .and_then(|m| m.get(&tera::value::Key::Str("base_url")))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            Ok(if path.starts_with('/') {
+                format!("{base}{path}")
+            } else {
+                format!("{base}/{path}")
+            })
+        },
+    );
+    tera.register_function("get_page", |kwargs: Kwargs, state: &State| {
+        lookup(kwargs, state, PAGES_KEY, "get_page", "page")
+    });
+    tera.register_function("get_section", |kwargs: Kwargs, state: &State| {
+        lookup(kwargs, state, SECTIONS_KEY, "get_section", "section")
+    });
+}
+
+fn lookup(
+    kwargs: Kwargs,
+    state: &State,
+    key: &str,
+    func: &str,
+    what: &str,
+) -> tera::TeraResult<Value> {
+    let path = kwargs.must_get::<&str>("path")?;
+    let all = state.get::<Value>(key)?.unwrap_or_else(Value::none);
+    let found = all
+        .as_map()
+        .and_then(|m| m.get(&tera::value::Key::Str(path)))
+        .cloned();
+    found.ok_or_else(|| tera::Error::message(format!("{func}: no {what} at `{path}`")))
+}
+
+/// Escapes JSON so that it cannot close a `<script>` element.
+pub fn script_safe(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+impl ShortcodeRenderer for Templates {
+    fn render(&self, call: &Call, body_html: Option<&str>) -> Result<String, String> {
+        let name = format!("shortcodes/{}.html", call.name);
+        if !self.has(&name) {
+            return Err(format!(
+                "unknown shortcode `{}`: no template {name} in the theme or the site's templates/",
+                call.name
+            ));
+        }
+        let mut ctx = tera::Context::new();
+        for (k, v) in &call.args {
+            ctx.insert(k.clone(), v);
+        }
+        if let Some(body) = body_html {
+            ctx.insert_value("body", Value::safe_string(body));
+        }
+        self.tera
+            .render(&name, &ctx)
+            .map_err(|e| diagnose(&e, &self.origins, None).message)
+    }
+}

@@ -7,7 +7,7 @@
 #
 # Full run: N = 1,000 and 10,000 pages, median of 5 interleaved runs (qpage, hugo, qpage, ...)
 # on tmpfs (/dev/shm) and on disk (/var/tmp); plus 500 sites x 20 pages: one
-# `qpage build --sites DIR` against 500 sequential `hugo` runs (3 runs).
+# `qpage build --sites DIR` against 500 sequential `hugo` runs (5 runs; --many-runs 3 to save time).
 # --quick: N = 200 and 1,000, 50 sites, 3 runs.
 # Env: QPAGE (binary, default target/release/qpage), HUGO (default hugo),
 #      TMPFS_DIR (default /dev/shm), DISK_DIR (default /var/tmp), SEED.
@@ -22,7 +22,7 @@ TMPFS_DIR="${TMPFS_DIR:-/dev/shm}"
 DISK_DIR="${DISK_DIR:-/var/tmp}"
 SEED="${SEED:-20240501}"
 
-SIZES="1000 10000"; RUNS=5; MANY_SITES=500; MANY_PAGES=20; MANY_RUNS=3
+SIZES="1000 10000"; RUNS=5; MANY_SITES=500; MANY_PAGES=20; MANY_RUNS=5
 FSES="tmpfs disk"; MANY_FSES="tmpfs disk"; BUILD=1; HUGO_ONLY=0; KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -50,6 +50,7 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
 TMPDIRS=()
 cleanup() {
+  [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null
   if [ "$KEEP" = 0 ]; then for d in "${TMPDIRS[@]}"; do rm -rf "$d"; done; else log "kept: ${TMPDIRS[*]}"; fi
 }
 trap cleanup EXIT
@@ -93,7 +94,8 @@ timed() {
   log "  $label ${secs}s ${rss}KiB"
 }
 
-count_html() { find "$1" -name '*.html' | wc -l; }
+# HTML pages written, not counting Hugo's /page/1/ redirect stubs (qpage writes none).
+count_html() { find "$@" -name '*.html' ! -path '*/page/1/index.html' | wc -l; }
 
 # check that qpage can build SITE into OUT; on failure disable qpage with the reason.
 qpage_check() {
@@ -146,13 +148,13 @@ bench_many() {
   python3 "$HERE/gen_corpus.py" sites --sites "$m" --pages "$MANY_PAGES" --seed "$SEED" --qpage "$w/q" --hugo "$w/h"
   local clean_q="rm -rf $w/q/*/dist" clean_h="rm -rf $w/h/*/dist"
   bash -c "hugo_loop $w/h"
-  echo "files many-$m-$fs hugo $(find "$w"/h/*/dist -name '*.html' | wc -l) $(du -skc "$w"/h/*/dist | tail -n1 | cut -f1)" >> "$RESULTS"
+  echo "files many-$m-$fs hugo $(count_html "$w"/h/*/dist) $(du -skc "$w"/h/*/dist | tail -n1 | cut -f1)" >> "$RESULTS"
   if [ "$QPAGE_OK" = 1 ]; then
     local err
     if ! err="$("$QPAGE" build --sites "$w/q" 2>&1 >/dev/null)"; then
       QPAGE_OK=0; QPAGE_WHY="qpage build --sites failed: $(echo "$err" | head -c 400 | tr '\n' ' ')"; log "$QPAGE_WHY"
     else
-      echo "files many-$m-$fs qpage $(find "$w"/q/*/dist -name '*.html' | wc -l) $(du -skc "$w"/q/*/dist | tail -n1 | cut -f1)" >> "$RESULTS"
+      echo "files many-$m-$fs qpage $(count_html "$w"/q/*/dist) $(du -skc "$w"/q/*/dist | tail -n1 | cut -f1)" >> "$RESULTS"
     fi
   fi
   local i
@@ -171,6 +173,9 @@ fsdir() { case "$1" in tmpfs) echo "$TMPFS_DIR" ;; disk) echo "$DISK_DIR" ;; *) 
 
 load_now() { echo "load $(cut -d' ' -f1-3 /proc/loadavg), rustc/cc processes: $(pgrep -c -x 'rustc|cc|ld|cargo|clang|gcc' || true)"; }
 
+LOADLOG="$(mktemp /tmp/qpage-bench-load.XXXXXX)"; TMPDIRS+=("$LOADLOG")
+( while :; do echo "$(cut -d' ' -f1 /proc/loadavg) $(pgrep -c -x 'rustc|cc|ld|cargo|clang|gcc' || true)" >> "$LOADLOG"; sleep 5; done ) &
+SAMPLER=$!
 START_LOAD="$(load_now)"; START_TIME="$(date -u '+%Y-%m-%d %H:%M UTC')"
 log "start: $START_LOAD"
 for fs in $FSES; do
@@ -180,12 +185,14 @@ for fs in $MANY_FSES; do
   [ "$MANY_SITES" -gt 0 ] && bench_many "$fs" "$(fsdir "$fs")" "$MANY_SITES"
 done
 END_LOAD="$(load_now)"
+kill "$SAMPLER" 2>/dev/null || true
+DURING="$(awk '{l+=$1; if ($1>m) m=$1; if ($2>0) c++; n++} END {if (n) printf "during the run: 1-min load mean %.1f, max %.1f; compiler processes running in %d%% of %d samples", l/n, m, 100*c/n, n}' "$LOADLOG")"
 log "end: $END_LOAD"
 
 # ---- report -----------------------------------------------------------------------------------
-python3 - "$RESULTS" "$QPAGE_OK" "$QPAGE_WHY" "$START_TIME" "$START_LOAD" "$END_LOAD" "$RUNS" "$MANY_RUNS" <<'PY'
+python3 - "$RESULTS" "$QPAGE_OK" "$QPAGE_WHY" "$START_TIME" "$START_LOAD" "$END_LOAD" "$DURING" <<'PY'
 import statistics, sys
-path, ok, why, when, l0, l1, runs, many_runs = sys.argv[1:]
+path, ok, why, when, l0, l1, during = sys.argv[1:]
 samples, files, order = {}, {}, []
 for line in open(path):
     f = line.split()
@@ -210,11 +217,11 @@ def stat(xs):
     r = [x[1] for x in xs]
     return statistics.median(t), min(t), max(t), statistics.median(r) / 1024, max(r) / 1024, len(xs)
 
-print(f"Run {when}; {l0} at start, {l1} at end.")
+print(f"Run {when}; {l0} at start, {l1} at end; {during}.")
 if ok != "1":
     print(f"\n**qpage not measured**: {why}")
 print()
-print("| case | fs | qpage s, median (min–max) | Hugo s, median (min–max) | qpage/Hugo | qpage peak RSS MiB | Hugo peak RSS MiB | runs | HTML files out (qpage / Hugo) |")
+print("| case | fs | qpage s, median (min–max) | Hugo s, median (min–max) | qpage/Hugo | qpage peak RSS MiB | Hugo peak RSS MiB | runs | HTML pages out (qpage / Hugo) |")
 print("|---|---|---|---|---|---|---|---|---|")
 for case in order:
     what, fs = desc(case)

@@ -54,6 +54,7 @@ cleanup() {
   if [ "$KEEP" = 0 ]; then for d in "${TMPDIRS[@]}"; do rm -rf "$d"; done; else log "kept: ${TMPDIRS[*]}"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 mkwork() { local d; d="$(mktemp -d "$1/qpage-bench.XXXXXX")"; TMPDIRS+=("$d"); echo "$d"; }
 
 if [ -n "${RESULTS:-}" ]; then :; else RESULTS="$(mktemp /tmp/qpage-bench-results.XXXXXX)"; TMPDIRS+=("$RESULTS"); fi
@@ -171,11 +172,17 @@ bench_many() {
 
 fsdir() { case "$1" in tmpfs) echo "$TMPFS_DIR" ;; disk) echo "$DISK_DIR" ;; *) echo "bad fs $1" >&2; exit 2 ;; esac; }
 
-load_now() { echo "load $(cut -d' ' -f1-3 /proc/loadavg), rustc/cc processes: $(pgrep -c -x 'rustc|cc|ld|cargo|clang|gcc' || true)"; }
+# compiler processes running now (anyone's: the machine is shared)
+compilers() { ps -e -o comm= | grep -c -x -E 'rustc|cargo|cc|c\+\+|gcc|clang|ld|ld\.lld|cc1|cc1plus|lld|mold|build-script-b.*' || true; }
+load_now() { echo "load $(cut -d' ' -f1-3 /proc/loadavg), compiler processes: $(compilers)"; }
 
 LOADLOG="$(mktemp /tmp/qpage-bench-load.XXXXXX)"; TMPDIRS+=("$LOADLOG")
-( while :; do echo "$(cut -d' ' -f1 /proc/loadavg) $(pgrep -c -x 'rustc|cc|ld|cargo|clang|gcc' || true)" >> "$LOADLOG"; sleep 5; done ) &
+( while :; do echo "$(cut -d' ' -f1 /proc/loadavg) $(compilers)" >> "$LOADLOG"; sleep 5; done ) &
 SAMPLER=$!
+TOOLS="$("$HUGO" version | cut -d' ' -f1-2)"
+if [ "$QPAGE_OK" = 1 ]; then
+  TOOLS="$TOOLS; $("$QPAGE" --version) binary of $(date -u -r "$QPAGE" '+%Y-%m-%d %H:%M UTC'), tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+fi
 START_LOAD="$(load_now)"; START_TIME="$(date -u '+%Y-%m-%d %H:%M UTC')"
 log "start: $START_LOAD"
 for fs in $FSES; do
@@ -190,9 +197,9 @@ DURING="$(awk '{l+=$1; if ($1>m) m=$1; if ($2>0) c++; n++} END {if (n) printf "d
 log "end: $END_LOAD"
 
 # ---- report -----------------------------------------------------------------------------------
-python3 - "$RESULTS" "$QPAGE_OK" "$QPAGE_WHY" "$START_TIME" "$START_LOAD" "$END_LOAD" "$DURING" <<'PY'
+python3 - "$RESULTS" "$QPAGE_OK" "$QPAGE_WHY" "$START_TIME" "$START_LOAD" "$END_LOAD" "$DURING" "$TOOLS" <<'PY'
 import statistics, sys
-path, ok, why, when, l0, l1, during = sys.argv[1:]
+path, ok, why, when, l0, l1, during, tools = sys.argv[1:]
 samples, files, order = {}, {}, []
 for line in open(path):
     f = line.split()
@@ -218,6 +225,7 @@ def stat(xs):
     return statistics.median(t), min(t), max(t), statistics.median(r) / 1024, max(r) / 1024, len(xs)
 
 print(f"Run {when}; {l0} at start, {l1} at end; {during}.")
+print(f"Tools: {tools}.")
 if ok != "1":
     print(f"\n**qpage not measured**: {why}")
 print()

@@ -1,1 +1,35 @@
-//! qpage-edge: serves built sites (`dist/`) to the world. Grows in the edge-core issue.
+//! qpage-edge: serves many built sites (`dist/`) from one node.
+//!
+//! - [`Store`] is the content-addressed data directory: [`Store::import_dir`] turns a
+//!   `dist/` into a deploy, [`Store::activate`] makes it live (one atomic rename).
+//! - [`Server`] serves the store over HTTP/1.1 and h2c: [`Server::bind`] with an
+//!   [`EdgeConfig`], then [`Server::run_until`]. Tests and `qpage dev` bind port 0
+//!   in-process and read [`Server::local_addr`].
+//! - [`serve_blocking`] is the whole `qpage edge serve` command: a runtime, SIGTERM
+//!   drain and SIGHUP reload.
+//!
+//! Request paths are never joined to filesystem paths: they are normalized
+//! ([`path`]) and looked up in the deploy's manifest.
+
+mod admin;
+mod cache;
+mod config;
+mod error;
+mod handler;
+mod metrics;
+mod negotiate;
+pub mod path;
+mod routing;
+pub mod rules;
+mod server;
+mod signals;
+mod state;
+mod store;
+
+pub use config::{CacheConfig, EdgeConfig, HttpConfig, LimitsConfig, RoutingConfig};
+pub use error::{EdgeError, Result};
+pub use metrics::Metrics;
+pub use routing::{SiteClass, normalize_host};
+pub use server::{Server, ServerHandle};
+pub use signals::{ServeOptions, serve_blocking};
+pub use store::{Deploy, DeployId, FileEntry, SiteConfig, Store, WwwPolicy, check_site_name};

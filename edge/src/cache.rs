@@ -1,0 +1,68 @@
+//! The in-memory blob cache: moka, bounded by the bytes it holds, keyed by blob hash and
+//! variant, so a file shared by thousands of sites is held once. Counts hits and misses.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::metrics::Metrics;
+use crate::store::{Store, Variant};
+
+/// Blob bodies by (hash, variant).
+pub(crate) struct BlobCache {
+    cache: moka::sync::Cache<(Arc<str>, Variant), Bytes>,
+    max_object: u64,
+    store: Store,
+}
+
+impl BlobCache {
+    pub(crate) fn new(store: Store, max_bytes: u64, max_object: u64) -> BlobCache {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_k: &(Arc<str>, Variant), v: &Bytes| {
+                u32::try_from(v.len() + 128).unwrap_or(u32::MAX)
+            })
+            .build();
+        BlobCache {
+            cache,
+            max_object,
+            store,
+        }
+    }
+
+    /// The body of a blob variant, from memory or from disk.
+    pub(crate) async fn get(
+        &self,
+        hash: &Arc<str>,
+        variant: Variant,
+        metrics: &Metrics,
+    ) -> std::io::Result<Bytes> {
+        let key = (hash.clone(), variant);
+        if let Some(b) = self.cache.get(&key) {
+            metrics.cache_hit();
+            return Ok(b);
+        }
+        metrics.cache_miss();
+        let path = self.store.blob_path(hash, variant);
+        let bytes = Bytes::from(
+            tokio::task::spawn_blocking(move || std::fs::read(path))
+                .await
+                .map_err(std::io::Error::other)??,
+        );
+        if (bytes.len() as u64) <= self.max_object {
+            self.cache.insert(key, bytes.clone());
+        }
+        Ok(bytes)
+    }
+
+    /// Bytes currently held (approximate, as moka counts).
+    pub(crate) fn weighted_size(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
+    }
+
+    /// Entries currently held.
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}

@@ -1,0 +1,475 @@
+//! One request to one response: method and body checks, Host routing, the site's
+//! `_redirects`, file resolution (clean URLs, 404.html), then the response with its
+//! caching, conditional, range, encoding and security headers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::negotiate::{self, RangeResult};
+use crate::path;
+use crate::routing::{LiveDeploy, Route, ServedFile, SiteClass};
+use crate::state::{Policy, Shared};
+use crate::store::Variant;
+
+/// The response body type.
+pub(crate) type Body = Full<Bytes>;
+
+/// Handles one request, recording it in the metrics.
+pub(crate) async fn handle<B>(req: Request<B>, shared: Arc<Shared>) -> Response<Body> {
+    let start = Instant::now();
+    let timeout = shared.policy.load().request_timeout;
+    let (class, resp) = match tokio::time::timeout(timeout, route_and_serve(&req, &shared)).await {
+        Ok(r) => r,
+        Err(_) => {
+            shared.metrics.timeout();
+            (
+                SiteClass::Unknown,
+                plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"),
+            )
+        }
+    };
+    let bytes = if req.method() == Method::HEAD {
+        0
+    } else {
+        hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0)
+    };
+    shared
+        .metrics
+        .request(class, resp.status().as_u16(), bytes, start.elapsed());
+    resp
+}
+
+/// A small text response with no site information.
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+async fn route_and_serve<B>(req: &Request<B>, shared: &Arc<Shared>) -> (SiteClass, Response<Body>) {
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return (SiteClass::Unknown, r);
+    }
+    // Static GETs take no body.
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if has_body {
+        let mut r = plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request bodies are not accepted\n",
+        );
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return (SiteClass::Unknown, r);
+    }
+    let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
+    if host.is_none() && req.version() == http::Version::HTTP_11 {
+        return (
+            SiteClass::Unknown,
+            plain(StatusCode::BAD_REQUEST, "Bad Request: no Host\n"),
+        );
+    }
+    let table = shared.table.load();
+    let (deploy, class) = match table.route(host) {
+        Route::Live(d, class) => (d, class),
+        Route::Preview(site, id) => match shared.preview(&site.name, &id).await {
+            Some(d) => (d, SiteClass::Preview),
+            None => return (SiteClass::Unknown, not_found_neutral()),
+        },
+        Route::Host(target) => {
+            let policy = shared.policy.load();
+            let path = path::normalize(req.uri().path())
+                .map(|p| path::encode(&p))
+                .unwrap_or_else(|_| "/".into());
+            let mut loc = format!("{}://{}{}", policy.redirect_scheme, target, path);
+            if let Some(q) = req.uri().query() {
+                loc.push('?');
+                loc.push_str(q);
+            }
+            return (
+                SiteClass::Site,
+                redirect(StatusCode::MOVED_PERMANENTLY, &loc),
+            );
+        }
+        Route::Unknown => return (SiteClass::Unknown, not_found_neutral()),
+    };
+    drop(table);
+    let Ok(path) = path::normalize(req.uri().path()) else {
+        return (class, plain(StatusCode::BAD_REQUEST, "Bad Request\n"));
+    };
+    let policy = shared.policy.load();
+    let resp = serve_site(req, shared, &policy, &deploy, &path).await;
+    (class, resp)
+}
+
+/// The 404 for hosts the node does not serve: the same bytes whatever the host.
+fn not_found_neutral() -> Response<Body> {
+    plain(StatusCode::NOT_FOUND, "Not Found\n")
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    let loc = HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/"));
+    r.headers_mut().insert(header::LOCATION, loc);
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
+/// Where a normalized path leads within a deploy.
+enum Resolved<'a> {
+    File(&'a str, &'a ServedFile),
+    /// Clean URL redirect to this (decoded) path.
+    Redirect(String),
+    Missing,
+}
+
+/// Looks a path up: the exact file, `dir/index.html` for `dir/`, a 301 from `dir` to
+/// `dir/`, `name.html` for `name`, and a 301 from `name/` to `name` when only
+/// `name.html` exists. Rule files are never served.
+fn resolve<'a>(deploy: &'a LiveDeploy, path: &str) -> Resolved<'a> {
+    let get = |p: &str| -> Option<(&'a str, &'a ServedFile)> {
+        if p == "/_redirects" || p == "/_headers" {
+            return None;
+        }
+        deploy.files.get_key_value(p).map(|(k, v)| (&**k, v))
+    };
+    if path.ends_with('/') {
+        if let Some((k, f)) = get(&format!("{path}index.html")) {
+            return Resolved::File(k, f);
+        }
+        let bare = path.trim_end_matches('/');
+        if !bare.is_empty() && get(&format!("{bare}.html")).is_some() {
+            return Resolved::Redirect(bare.to_string());
+        }
+        return Resolved::Missing;
+    }
+    if let Some((k, f)) = get(path) {
+        return Resolved::File(k, f);
+    }
+    if get(&format!("{path}/index.html")).is_some() {
+        return Resolved::Redirect(format!("{path}/"));
+    }
+    if let Some((k, f)) = get(&format!("{path}.html")) {
+        return Resolved::File(k, f);
+    }
+    Resolved::Missing
+}
+
+async fn serve_site<B>(
+    req: &Request<B>,
+    shared: &Arc<Shared>,
+    policy: &Policy,
+    deploy: &LiveDeploy,
+    path: &str,
+) -> Response<Body> {
+    let query = req.uri().query();
+    if !deploy.redirects.is_empty()
+        && let Some(hit) = deploy.redirects.find(path, query, || {
+            !matches!(resolve(deploy, path), Resolved::Missing)
+        })
+    {
+        match hit.status {
+            200 | 404 | 410 => {
+                let status = StatusCode::from_u16(hit.status).unwrap_or(StatusCode::OK);
+                let target = hit.target.split('?').next().unwrap_or("/");
+                let found = path::normalize(target)
+                    .ok()
+                    .and_then(|t| match resolve(deploy, &t) {
+                        Resolved::File(k, f) => Some((k, f)),
+                        Resolved::Redirect(r) => {
+                            let idx = format!("{}/index.html", r.trim_end_matches('/'));
+                            deploy
+                                .files
+                                .get_key_value(idx.as_str())
+                                .map(|(k, v)| (&**k, v))
+                        }
+                        Resolved::Missing => None,
+                    });
+                return match found {
+                    Some((k, f)) => {
+                        file_response(req, shared, policy, deploy, path, k, f, status).await
+                    }
+                    None if status == StatusCode::OK => {
+                        not_found(req, shared, policy, deploy, path).await
+                    }
+                    None => site_plain(policy, deploy, path, status),
+                };
+            }
+            code => {
+                let mut loc = path::safe_location(&hit.target);
+                if hit.keep_query
+                    && let Some(q) = query
+                {
+                    loc.push('?');
+                    loc.push_str(q);
+                }
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+                let mut r = redirect(status, &loc);
+                site_headers(r.headers_mut(), policy, deploy, path);
+                return r;
+            }
+        }
+    }
+    match resolve(deploy, path) {
+        Resolved::File(k, f) => {
+            file_response(req, shared, policy, deploy, path, k, f, StatusCode::OK).await
+        }
+        Resolved::Redirect(to) => {
+            let mut loc = path::safe_location(&path::encode(&to));
+            if let Some(q) = query {
+                loc.push('?');
+                loc.push_str(q);
+            }
+            let mut r = redirect(StatusCode::MOVED_PERMANENTLY, &loc);
+            site_headers(r.headers_mut(), policy, deploy, path);
+            r
+        }
+        Resolved::Missing => not_found(req, shared, policy, deploy, path).await,
+    }
+}
+
+async fn not_found<B>(
+    req: &Request<B>,
+    shared: &Arc<Shared>,
+    policy: &Policy,
+    deploy: &LiveDeploy,
+    path: &str,
+) -> Response<Body> {
+    match deploy.files.get_key_value("/404.html") {
+        Some((k, f)) => {
+            file_response(
+                req,
+                shared,
+                policy,
+                deploy,
+                path,
+                k,
+                f,
+                StatusCode::NOT_FOUND,
+            )
+            .await
+        }
+        None => site_plain(policy, deploy, path, StatusCode::NOT_FOUND),
+    }
+}
+
+fn site_plain(
+    policy: &Policy,
+    deploy: &LiveDeploy,
+    path: &str,
+    status: StatusCode,
+) -> Response<Body> {
+    let text = if status == StatusCode::GONE {
+        "Gone\n"
+    } else {
+        "Not Found\n"
+    };
+    let mut r = plain(status, text);
+    site_headers(r.headers_mut(), policy, deploy, path);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, policy.revalidate.clone());
+    r
+}
+
+/// Headers every response of a site carries: purge tags, security defaults, then the
+/// site's `_headers` for the path (which override the defaults).
+fn site_headers(h: &mut HeaderMap, policy: &Policy, deploy: &LiveDeploy, path: &str) {
+    h.insert("surrogate-key", deploy.surrogate_key.clone());
+    h.insert("cache-tag", deploy.cache_tag.clone());
+    for (name, value) in &policy.security {
+        h.insert(name.clone(), value.clone());
+    }
+    if !deploy.headers.is_empty() {
+        for (name, value) in deploy.headers.for_path(path) {
+            h.insert(name, value);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn file_response<B>(
+    req: &Request<B>,
+    shared: &Arc<Shared>,
+    policy: &Policy,
+    deploy: &LiveDeploy,
+    path: &str,
+    _file_path: &str,
+    file: &ServedFile,
+    status: StatusCode,
+) -> Response<Body> {
+    let rh = req.headers();
+    let head = req.method() == Method::HEAD;
+    let mut h = HeaderMap::with_capacity(16);
+    h.insert(header::CONTENT_TYPE, file.content_type.clone());
+    h.insert(header::LAST_MODIFIED, deploy.last_modified.clone());
+    if file.fingerprinted && status == StatusCode::OK {
+        h.insert(header::CACHE_CONTROL, policy.immutable.clone());
+    } else {
+        h.insert(header::CACHE_CONTROL, policy.revalidate.clone());
+        h.insert("cdn-cache-control", policy.cdn.clone());
+    }
+    let compressible = file.br.is_some() || file.gz.is_some();
+    if compressible {
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    site_headers(&mut h, policy, deploy, path);
+
+    let ok = status == StatusCode::OK;
+    // Conditional requests: If-None-Match wins over If-Modified-Since.
+    if ok {
+        let not_modified = match rh.get(header::IF_NONE_MATCH) {
+            Some(inm) => negotiate::none_match(inm.as_bytes(), &file.hash),
+            None => rh
+                .get(header::IF_MODIFIED_SINCE)
+                .is_some_and(|ims| negotiate::not_modified_since(ims.as_bytes(), deploy.modified)),
+        };
+        if not_modified {
+            h.insert(header::ETAG, file.etag.clone());
+            h.remove(header::CONTENT_TYPE);
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            *r.headers_mut() = h;
+            return r;
+        }
+    }
+
+    // Range requests apply to the identity body.
+    let mut range = RangeResult::Full;
+    if ok && let Some(rv) = rh.get(header::RANGE) {
+        let allowed = rh.get(header::IF_RANGE).is_none_or(|ir| {
+            negotiate::if_range_ok(
+                ir.as_bytes(),
+                file.etag.as_bytes(),
+                deploy.last_modified.as_bytes(),
+            )
+        });
+        if allowed {
+            range = negotiate::parse_range(rv.as_bytes(), file.size);
+        }
+    }
+    if ok || status == StatusCode::NOT_FOUND {
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    if range == RangeResult::Unsatisfiable {
+        h.insert(header::ETAG, file.etag.clone());
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes */{}", file.size))
+                .unwrap_or(HeaderValue::from_static("bytes */0")),
+        );
+        h.remove(header::CONTENT_TYPE);
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+        *r.headers_mut() = h;
+        return r;
+    }
+    let variant = if range == RangeResult::Full {
+        negotiate::choose_encoding(
+            rh.get(header::ACCEPT_ENCODING).map(|v| v.as_bytes()),
+            file.br.is_some(),
+            file.gz.is_some(),
+        )
+    } else {
+        Variant::Identity
+    };
+    let (etag, enc_len) = match variant {
+        Variant::Br => {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
+            (suffixed(&file.etag, "-br"), file.br.unwrap_or(0))
+        }
+        Variant::Gzip => {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            (suffixed(&file.etag, "-gz"), file.gz.unwrap_or(0))
+        }
+        Variant::Identity => (file.etag.clone(), file.size),
+    };
+    h.insert(header::ETAG, etag);
+
+    let mut status = status;
+    let body = if head {
+        if let RangeResult::Partial(s, e) = range {
+            status = StatusCode::PARTIAL_CONTENT;
+            h.insert(header::CONTENT_RANGE, content_range(s, e, file.size));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(e - s));
+        } else {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(enc_len));
+        }
+        Bytes::new()
+    } else {
+        let bytes = match shared.blobs.get(&file.hash, variant, &shared.metrics).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(site = %deploy.site, hash = %file.hash, error = %e, "blob unreadable");
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+            }
+        };
+        match range {
+            RangeResult::Partial(s, e) => {
+                let (s, e) = (s as usize, (e as usize).min(bytes.len()));
+                if s >= e {
+                    Bytes::new()
+                } else {
+                    status = StatusCode::PARTIAL_CONTENT;
+                    h.insert(
+                        header::CONTENT_RANGE,
+                        content_range(s as u64, e as u64, file.size),
+                    );
+                    bytes.slice(s..e)
+                }
+            }
+            _ => bytes,
+        }
+    };
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    *r.headers_mut() = h;
+    r
+}
+
+fn content_range(start: u64, end: u64, size: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, size))
+        .unwrap_or(HeaderValue::from_static("bytes */0"))
+}
+
+/// `"hash"` -> `"hash-br"`.
+fn suffixed(etag: &HeaderValue, suffix: &str) -> HeaderValue {
+    let b = etag.as_bytes();
+    let inner = &b[..b.len().saturating_sub(1)];
+    let mut v = Vec::with_capacity(b.len() + suffix.len());
+    v.extend_from_slice(inner);
+    v.extend_from_slice(suffix.as_bytes());
+    v.push(b'"');
+    HeaderValue::from_bytes(&v).unwrap_or_else(|_| etag.clone())
+}

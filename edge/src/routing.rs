@@ -1,0 +1,391 @@
+//! Host routing: from a request's Host to a site's deploy. The table is built from the
+//! store, swapped atomically on reload, and reuses already-loaded deploys, so routing
+//! changes apply without a restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use http::HeaderValue;
+
+use crate::config::EdgeConfig;
+use crate::error::Result;
+use crate::rules::{Headers, Redirects};
+use crate::store::{Deploy, DeployId, SiteConfig, Store, WwwPolicy};
+
+/// A file as served: what the response needs, computed once at load.
+#[derive(Debug)]
+pub(crate) struct ServedFile {
+    pub hash: Arc<str>,
+    pub size: u64,
+    pub content_type: HeaderValue,
+    pub etag: HeaderValue,
+    pub br: Option<u64>,
+    pub gz: Option<u64>,
+    pub fingerprinted: bool,
+}
+
+/// A deploy ready to serve.
+#[derive(Debug)]
+pub(crate) struct LiveDeploy {
+    pub site: Arc<str>,
+    pub id: DeployId,
+    pub files: HashMap<Box<str>, ServedFile>,
+    pub redirects: Redirects,
+    pub headers: Headers,
+    pub last_modified: HeaderValue,
+    pub modified: std::time::SystemTime,
+    pub surrogate_key: HeaderValue,
+    pub cache_tag: HeaderValue,
+}
+
+impl LiveDeploy {
+    /// Builds the serving form of a deploy (reads its rule files from the store).
+    pub(crate) fn load(
+        store: &Store,
+        deploy: Deploy,
+        types: &mut HashMap<String, HeaderValue>,
+    ) -> Result<LiveDeploy> {
+        let (redirects, headers) = store.deploy_rules(&deploy)?;
+        let modified = UNIX_EPOCH + Duration::from_secs(deploy.created);
+        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+            .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+        let mut files = HashMap::with_capacity(deploy.files.len());
+        for (path, f) in deploy.files {
+            let content_type = match types.get(&f.content_type) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = HeaderValue::from_str(&f.content_type)
+                        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+                    types.insert(f.content_type.clone(), v.clone());
+                    v
+                }
+            };
+            let etag = HeaderValue::from_str(&format!("\"{}\"", f.sha256))
+                .unwrap_or(HeaderValue::from_static("\"\""));
+            let fingerprinted = is_fingerprinted(&path);
+            files.insert(
+                path.into_boxed_str(),
+                ServedFile {
+                    hash: Arc::from(f.sha256.as_str()),
+                    size: f.size,
+                    content_type,
+                    etag,
+                    br: f.br,
+                    gz: f.gz,
+                    fingerprinted,
+                },
+            );
+        }
+        let tag = |sep: &str| {
+            HeaderValue::from_str(&format!("site-{}{sep}deploy-{}", deploy.site, deploy.id))
+                .unwrap_or(HeaderValue::from_static(""))
+        };
+        Ok(LiveDeploy {
+            surrogate_key: tag(" "),
+            cache_tag: tag(","),
+            site: Arc::from(deploy.site.as_str()),
+            id: deploy.id,
+            files,
+            redirects,
+            headers,
+            last_modified,
+            modified,
+        })
+    }
+}
+
+/// Whether a path names a fingerprinted asset: the last `.`- or `-`-separated part of
+/// its file stem is 8 to 64 hex digits with at least one digit (e.g. `app.3f2a9c1b.css`).
+pub(crate) fn is_fingerprinted(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or("");
+    let Some((stem, _ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let part = stem.rsplit(['.', '-']).next().unwrap_or("");
+    part != stem
+        && (8..=64).contains(&part.len())
+        && part.bytes().all(|b| b.is_ascii_hexdigit())
+        && part.bytes().any(|b| b.is_ascii_digit())
+}
+
+/// One site in the routing table.
+#[derive(Debug)]
+pub(crate) struct SiteEntry {
+    pub name: Arc<str>,
+    pub config: SiteConfig,
+    pub live: Option<Arc<LiveDeploy>>,
+}
+
+/// What the Host of a request leads to.
+pub(crate) enum Route {
+    /// Serve this site's live deploy.
+    Live(Arc<LiveDeploy>, SiteClass),
+    /// Serve a given deploy of a site (preview host).
+    Preview(Arc<SiteEntry>, DeployId),
+    /// Redirect to this host (www/apex policy).
+    Host(String),
+    /// Nothing here: neutral 404.
+    Unknown,
+}
+
+/// How a request reached its site (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteClass {
+    /// A routed host or alias.
+    Site,
+    /// A wildcard preview host.
+    Preview,
+    /// The configured default site.
+    Default,
+    /// No site.
+    Unknown,
+}
+
+impl SiteClass {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiteClass::Site => "site",
+            SiteClass::Preview => "preview",
+            SiteClass::Default => "default",
+            SiteClass::Unknown => "unknown",
+        }
+    }
+}
+
+/// Host -> site, with the preview domains and default site.
+#[derive(Debug, Default)]
+pub(crate) struct RoutingTable {
+    hosts: HashMap<String, Arc<SiteEntry>>,
+    sites: HashMap<String, Arc<SiteEntry>>,
+    preview_domains: Vec<String>,
+    default_site: Option<String>,
+    pub epoch: u64,
+}
+
+impl RoutingTable {
+    /// Loads the table from the store, reusing deploys of `previous` that did not change.
+    /// A site that fails to load is logged and left out; the rest still serve.
+    pub(crate) fn load(
+        store: &Store,
+        config: &EdgeConfig,
+        previous: Option<&RoutingTable>,
+    ) -> Result<RoutingTable> {
+        let epoch = store.epoch();
+        let mut types = HashMap::new();
+        let mut table = RoutingTable {
+            preview_domains: config
+                .routing
+                .preview_domains
+                .iter()
+                .filter_map(|d| normalize_host(d))
+                .collect(),
+            default_site: config.routing.default_site.clone(),
+            epoch,
+            ..RoutingTable::default()
+        };
+        for name in store.list_sites()? {
+            let site_cfg = match store.site_config(&name) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(site = %name, error = %e, "site left out of routing");
+                    continue;
+                }
+            };
+            let live = match store.live(&name) {
+                Ok(Some(id)) => {
+                    let reuse = previous
+                        .and_then(|p| p.sites.get(&name))
+                        .and_then(|s| s.live.clone())
+                        .filter(|d| d.id == id);
+                    match reuse {
+                        Some(d) => Some(d),
+                        None => match store
+                            .deploy(&name, &id)
+                            .and_then(|d| LiveDeploy::load(store, d, &mut types))
+                        {
+                            Ok(d) => Some(Arc::new(d)),
+                            Err(e) => {
+                                tracing::warn!(site = %name, error = %e, "live deploy not loaded");
+                                None
+                            }
+                        },
+                    }
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(site = %name, error = %e, "live pointer unreadable");
+                    None
+                }
+            };
+            let entry = Arc::new(SiteEntry {
+                name: Arc::from(name.as_str()),
+                config: site_cfg,
+                live,
+            });
+            for host in entry.config.hosts.iter().chain(entry.config.aliases.iter()) {
+                let Some(h) = normalize_host(host) else {
+                    continue;
+                };
+                if let Some(other) = table.hosts.get(&h) {
+                    tracing::warn!(host = %h, kept = %other.name, ignored = %name, "host routed to two sites");
+                    continue;
+                }
+                table.hosts.insert(h, entry.clone());
+            }
+            table.sites.insert(name, entry);
+        }
+        Ok(table)
+    }
+
+    /// Number of sites.
+    pub(crate) fn site_count(&self) -> usize {
+        self.sites.len()
+    }
+
+    /// Routes a raw Host value.
+    pub(crate) fn route(&self, raw_host: Option<&str>) -> Route {
+        let Some(host) = raw_host.and_then(normalize_host) else {
+            return self.default_route();
+        };
+        if let Some(site) = self.hosts.get(&host) {
+            let has = |h: &str| {
+                site.config.hosts.iter().any(|x| x == h)
+                    || site.config.aliases.iter().any(|x| x == h)
+            };
+            match site.config.www {
+                WwwPolicy::Apex => {
+                    if let Some(apex) = host.strip_prefix("www.")
+                        && has(apex)
+                    {
+                        return Route::Host(apex.to_string());
+                    }
+                }
+                WwwPolicy::Www => {
+                    let www = format!("www.{host}");
+                    if !host.starts_with("www.") && has(&www) {
+                        return Route::Host(www);
+                    }
+                }
+                WwwPolicy::Off => {}
+            }
+            return match &site.live {
+                Some(d) => Route::Live(d.clone(), SiteClass::Site),
+                None => Route::Unknown,
+            };
+        }
+        for domain in &self.preview_domains {
+            let Some(label) = host
+                .strip_suffix(domain.as_str())
+                .and_then(|l| l.strip_suffix('.'))
+            else {
+                continue;
+            };
+            if label.is_empty() || label.contains('.') {
+                return Route::Unknown;
+            }
+            let (deploy, site_name) = match label.split_once("--") {
+                Some((d, s)) => (DeployId::parse(d), s),
+                None => (None, label),
+            };
+            let Some(site) = self.sites.get(site_name) else {
+                return Route::Unknown;
+            };
+            if label.contains("--") {
+                return match deploy {
+                    Some(id) => Route::Preview(site.clone(), id),
+                    None => Route::Unknown,
+                };
+            }
+            return match &site.live {
+                Some(d) => Route::Live(d.clone(), SiteClass::Preview),
+                None => Route::Unknown,
+            };
+        }
+        self.default_route()
+    }
+
+    fn default_route(&self) -> Route {
+        if let Some(name) = &self.default_site
+            && let Some(site) = self.sites.get(name)
+            && let Some(d) = &site.live
+        {
+            return Route::Live(d.clone(), SiteClass::Default);
+        }
+        Route::Unknown
+    }
+}
+
+/// Normalizes a Host: lowercase, port and one trailing dot removed. `None` when the
+/// value is not a plausible host name or IP literal.
+pub fn normalize_host(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let after = &rest[end + 1..];
+        if !(after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
+        {
+            return None;
+        }
+        let inner = &rest[..end];
+        if !inner
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return None;
+        }
+        return Some(format!("[{}]", inner.to_ascii_lowercase()));
+    } else {
+        match raw.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            Some(_) => return None,
+            None => raw,
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.len() > 253 {
+        return None;
+    }
+    let valid = host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    valid.then(|| host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            normalize_host("Example.COM:8080").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            normalize_host("example.com.").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(normalize_host("[::1]:80").as_deref(), Some("[::1]"));
+        assert_eq!(normalize_host("a..b"), None);
+        assert_eq!(normalize_host("a/b"), None);
+        assert_eq!(normalize_host(""), None);
+    }
+
+    #[test]
+    fn fingerprints() {
+        assert!(is_fingerprinted("/assets/app.3f2a9c1b.css"));
+        assert!(is_fingerprinted("/main-0123abcd9.js"));
+        assert!(!is_fingerprinted("/index.html"));
+        assert!(!is_fingerprinted("/deadbeef.css"));
+        assert!(!is_fingerprinted("/a.facebook.css"));
+    }
+}

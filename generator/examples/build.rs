@@ -10,7 +10,13 @@ fn main() {
         ..Default::default()
     };
     match qpage_generator::build(&opts) {
-        Ok(r) => println!("{} pages, {} files in {:?}: {:?}", r.pages, r.files, r.total(), r.timings),
+        Ok(r) => println!(
+            "{} pages, {} files in {:?}: {:?}",
+            r.pages,
+            r.files,
+            r.total(),
+            r.timings
+        ),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);

@@ -47,10 +47,9 @@ pub fn render_site(
     templates: &Templates,
     opts: RenderOptions,
 ) -> Result<Vec<Rendered>, Vec<Diagnostic>> {
-    let errors = check_templates(site, templates);
-    if !errors.is_empty() {
-        return Err(errors);
-    }
+    // Missing templates are reported once per page needing them; pages whose templates
+    // exist still render, so their errors are reported in the same run.
+    let mut errors = check_templates(site, templates);
     let shared = Shared::new(site, opts);
     let mut tera_templates = templates.clone();
     {
@@ -69,7 +68,6 @@ pub fn render_site(
         .map(|job| render_job(site, &tera_templates, &shared, job))
         .collect();
     let mut out = Vec::with_capacity(results.len());
-    let mut errors = Vec::new();
     for r in results {
         match r {
             Ok(o) => out.push(o),
@@ -117,10 +115,7 @@ fn check_templates(site: &Site, templates: &Templates) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
     let mut need = |name: String, file: &Path| {
         if !templates.has(&name) {
-            errors.push(
-                Diagnostic::file(file, format!("template `{name}` not found"))
-                    .help("use a template of the theme, or add it to the site's templates/ folder"),
-            );
+            errors.push(crate::templates::missing_template(file, &name));
         }
     };
     for pi in 0..site.pages.len() {

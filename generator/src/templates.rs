@@ -176,7 +176,7 @@ impl Templates {
                     }
                 }
                 if errors.is_empty() {
-                    errors.push(diagnose(&e, &origins, None));
+                    errors.extend(diagnose_all(&e, &origins));
                 }
             }
         }
@@ -204,6 +204,57 @@ impl Templates {
             .render(name, ctx)
             .map_err(|e| diagnose(&e, &self.origins, Some(for_file)))
     }
+}
+
+/// The error for a page whose template does not exist.
+pub fn missing_template(file: &Path, name: &str) -> Diagnostic {
+    Diagnostic::file(file, format!("template `{name}` not found"))
+        .help("use a template of the theme, or add it to the site's templates/ folder")
+}
+
+/// Converts a load-time Tera error, which may hold several reports (unknown filters,
+/// missing blocks...), into one diagnostic per report.
+fn diagnose_all(e: &tera::Error, origins: &HashMap<String, PathBuf>) -> Vec<Diagnostic> {
+    let tera::ErrorKind::Msg(text) = e.kind() else {
+        return vec![diagnose(e, origins, None)];
+    };
+    let mut out = Vec::new();
+    for report in text.split("\n\n") {
+        let message = report
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .to_string();
+        let location = report
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("--> "));
+        let Some((name, line, col)) = location.and_then(parse_location) else {
+            continue;
+        };
+        out.push(Diagnostic {
+            file: origins
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from(name)),
+            line: Some(line),
+            column: Some(col),
+            message: format!("template error: {message}"),
+            help: Some("fix the template (a site's templates/ file overrides the theme's)".into()),
+        });
+    }
+    if out.is_empty() {
+        out.push(diagnose(e, origins, None));
+    }
+    out
+}
+
+/// Parses `name:line:col`.
+fn parse_location(s: &str) -> Option<(&str, usize, usize)> {
+    let mut parts = s.trim().rsplitn(3, ':');
+    let col = parts.next()?.parse().ok()?;
+    let line = parts.next()?.parse().ok()?;
+    Some((parts.next()?, line, col))
 }
 
 /// Converts a Tera error into a diagnostic at the template's file and line.

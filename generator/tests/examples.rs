@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use qpage_generator::{BuildOptions, build};
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../content").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../content")
+        .join(name)
 }
 
 fn build_example(name: &str, out: &Path) -> qpage_generator::BuildReport {

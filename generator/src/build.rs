@@ -59,13 +59,33 @@ impl BuildReport {
     }
 }
 
-/// Parsed themes, shared by the sites of a multi-site build.
+type ParsedTheme = Result<Arc<(Theme, Templates)>, Vec<Diagnostic>>;
+
+/// Parsed themes, shared by the sites of a multi-site build: each theme is read and its
+/// templates parsed once.
 #[derive(Default)]
 pub struct ThemeCache {
     embedded: std::sync::OnceLock<Result<(Theme, Templates), Vec<Diagnostic>>>,
+    folders: std::sync::Mutex<std::collections::HashMap<PathBuf, ParsedTheme>>,
 }
 
 impl ThemeCache {
+    fn folder(&self, dir: &Path, shown_as: &Path) -> ParsedTheme {
+        let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let mut folders = self
+            .folders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        folders
+            .entry(key)
+            .or_insert_with(|| {
+                let theme = Theme::from_dir(dir, shown_as).map_err(|d| vec![d])?;
+                let templates = Templates::new(&theme, &[])?;
+                Ok(Arc::new((theme, templates)))
+            })
+            .clone()
+    }
+
     fn embedded(&self) -> Result<&(Theme, Templates), Vec<Diagnostic>> {
         self.embedded
             .get_or_init(|| {
@@ -109,9 +129,16 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
         (theme.clone(), templates)
     } else {
         let rel = Path::new("themes").join(&config.theme);
-        let theme = Theme::from_dir(&site_dir.join(&rel), &rel).map_err(BuildError::one)?;
-        let templates = Templates::new(&theme, &overrides).map_err(BuildError::new)?;
-        (theme, templates)
+        let parsed = cache
+            .folder(&site_dir.join(&rel), &rel)
+            .map_err(BuildError::new)?;
+        let (theme, base) = &*parsed;
+        let templates = if overrides.is_empty() {
+            base.clone()
+        } else {
+            Templates::new(theme, &overrides).map_err(BuildError::new)?
+        };
+        (theme.clone(), templates)
     };
     lap("templates", &mut timings);
 

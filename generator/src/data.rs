@@ -210,11 +210,11 @@ fn parse_csv(text: &str, rel: &Path) -> Result<Value, Diagnostic> {
 pub(crate) fn untoml(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            if map.len() == 1 {
-                if let Some(Value::String(s)) = map.get("$__toml_private_datetime") {
-                    *v = Value::String(s.clone());
-                    return;
-                }
+            if map.len() == 1
+                && let Some(Value::String(s)) = map.get("$__toml_private_datetime")
+            {
+                *v = Value::String(s.clone());
+                return;
             }
             map.values_mut().for_each(untoml);
         }

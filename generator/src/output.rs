@@ -33,20 +33,20 @@ pub fn add(
     replace: bool,
     errors: &mut Vec<Diagnostic>,
 ) {
-    if let Some(existing) = files.get(&path) {
-        if !replace {
-            errors.push(
-                Diagnostic::file(
-                    &file.origin,
-                    format!(
-                        "output file /{path} is also produced by {}",
-                        existing.origin.display()
-                    ),
-                )
-                .help("rename one of them; two sources cannot write the same URL"),
-            );
-            return;
-        }
+    if let Some(existing) = files.get(&path)
+        && !replace
+    {
+        errors.push(
+            Diagnostic::file(
+                &file.origin,
+                format!(
+                    "output file /{path} is also produced by {}",
+                    existing.origin.display()
+                ),
+            )
+            .help("rename one of them; two sources cannot write the same URL"),
+        );
+        return;
     }
     files.insert(path, file);
 }

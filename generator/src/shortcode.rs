@@ -198,10 +198,10 @@ fn find_end(s: &str) -> Option<(usize, usize)> {
     while let Some(k) = s[from..].find("{%") {
         let at = from + k;
         let inner = &s[at + 2..];
-        if let Some(close) = inner.find("%}") {
-            if inner[..close].trim() == "end" {
-                return Some((at, at + 2 + close + 2));
-            }
+        if let Some(close) = inner.find("%}")
+            && inner[..close].trim() == "end"
+        {
+            return Some((at, at + 2 + close + 2));
         }
         from = at + 2;
     }

@@ -318,7 +318,7 @@ impl Site {
                 continue;
             };
             if let Some(field) = &cfg.sort_by {
-                list.sort_by(|a, b| sort_key(&a.fields, field).cmp(&sort_key(&b.fields, field)));
+                list.sort_by_key(|a| sort_key(&a.fields, field));
             }
             let Some(template) = &cfg.template else {
                 continue;
@@ -430,7 +430,7 @@ pub fn normalize_alias(alias: &str) -> String {
 }
 
 fn slug_dirs(dirs: &[String]) -> Vec<String> {
-    dirs.iter().map(|d| slug::slugify(d)).collect()
+    dirs.iter().map(slug::slugify).collect()
 }
 
 fn nearest(by_dirs: &HashMap<Vec<String>, usize>, dirs: &[String]) -> usize {

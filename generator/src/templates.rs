@@ -164,20 +164,20 @@ impl Templates {
         let origins = Arc::new(origins);
         let mut tera = Tera::new();
         register(&mut tera);
-        if errors.is_empty() {
-            if let Err(e) = tera.add_raw_templates(sources.iter().copied()) {
-                // Find every syntax error, not only the first.
-                for (name, src) in &sources {
-                    let mut one = Tera::new();
-                    if let Err(e) = one.add_raw_template(name, src) {
-                        if matches!(e.kind(), tera::ErrorKind::SyntaxError(_)) {
-                            errors.push(diagnose(&e, &origins, None));
-                        }
-                    }
+        if errors.is_empty()
+            && let Err(e) = tera.add_raw_templates(sources.iter().copied())
+        {
+            // Find every syntax error, not only the first.
+            for (name, src) in &sources {
+                let mut one = Tera::new();
+                if let Err(e) = one.add_raw_template(name, src)
+                    && matches!(e.kind(), tera::ErrorKind::SyntaxError(_))
+                {
+                    errors.push(diagnose(&e, &origins, None));
                 }
-                if errors.is_empty() {
-                    errors.extend(diagnose_all(&e, &origins));
-                }
+            }
+            if errors.is_empty() {
+                errors.extend(diagnose_all(&e, &origins));
             }
         }
         if errors.is_empty() {

@@ -705,3 +705,30 @@ fn scaffolded_site_builds_and_refuses_to_overwrite() {
     assert!(r.pages >= 2);
     assert!(new_site(&d).is_err());
 }
+
+#[test]
+fn folder_theme_is_used_and_site_templates_win() {
+    let s = Site::new(&[
+        (
+            "themes/mine/templates/page.html",
+            "THEME PAGE {{ page.title }}",
+        ),
+        ("themes/mine/templates/index.html", "THEME HOME"),
+        ("themes/mine/templates/404.html", "THEME 404"),
+        ("themes/mine/static/theme.css", "body{}"),
+        ("content/a.md", &post("A", "2025-01-01", "")),
+    ]);
+    // The site's own templates/ (from TEMPLATES) override the folder theme's.
+    std::fs::remove_file(s.dir.join("templates/page.html")).expect("rm");
+    s.write("site.toml", &format!("{CONFIG}theme = \"mine\"\n"));
+    s.build();
+    assert_eq!(s.read("a/index.html"), "THEME PAGE A");
+    assert_eq!(s.read("404.html"), "NOT FOUND");
+    assert_eq!(s.read("theme.css"), "body{}");
+    s.write("site.toml", &format!("{CONFIG}theme = \"absent\"\n"));
+    let errs = s.errors();
+    assert!(
+        errs[0].starts_with("themes/absent: theme folder not found"),
+        "{errs:?}"
+    );
+}

@@ -71,7 +71,8 @@ pub struct LimitsConfig {
     /// Time a client has to send a request's headers, in milliseconds; also the idle
     /// time allowed between requests on a kept-alive connection.
     pub header_read_timeout_ms: u64,
-    /// Time allowed for a whole request on a connection, from its headers to the end of its response.
+    /// Time a response may go without progress: a body read from disk, or a write to a
+    /// client that stopped reading (the connection is then closed).
     pub request_timeout_ms: u64,
     /// Maximum size of a request's start line and headers, in bytes (431 beyond).
     pub max_header_bytes: usize,

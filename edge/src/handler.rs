@@ -22,17 +22,7 @@ pub(crate) type Body = Full<Bytes>;
 /// Handles one request, recording it in the metrics.
 pub(crate) async fn handle<B>(req: Request<B>, shared: Arc<Shared>) -> Response<Body> {
     let start = Instant::now();
-    let timeout = shared.policy.load().request_timeout;
-    let (class, resp) = match tokio::time::timeout(timeout, route_and_serve(&req, &shared)).await {
-        Ok(r) => r,
-        Err(_) => {
-            shared.metrics.timeout();
-            (
-                SiteClass::Unknown,
-                plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n"),
-            )
-        }
-    };
+    let (class, resp) = route_and_serve(&req, &shared).await;
     let bytes = if req.method() == Method::HEAD {
         0
     } else {
@@ -428,9 +418,15 @@ async fn file_response<B>(
         }
         Bytes::new()
     } else {
-        let bytes = match shared.blobs.get(&file.hash, variant, &shared.metrics).await {
-            Ok(b) => b,
-            Err(e) => {
+        let read = shared.blobs.get(&file.hash, variant, &shared.metrics);
+        let bytes = match tokio::time::timeout(policy.request_timeout, read).await {
+            Ok(Ok(b)) => b,
+            Err(_) => {
+                shared.metrics.timeout();
+                tracing::error!(site = %deploy.site, hash = %file.hash, "blob read timed out");
+                return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+            }
+            Ok(Err(e)) => {
                 tracing::error!(site = %deploy.site, hash = %file.hash, error = %e, "blob unreadable");
                 return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
             }

@@ -25,6 +25,14 @@ pub(crate) struct ServedFile {
     pub fingerprinted: bool,
 }
 
+/// Shares equal values between deploys: content types, and per blob its hash and ETag,
+/// so a file common to thousands of sites is held once.
+#[derive(Default)]
+pub(crate) struct Interner {
+    types: HashMap<String, HeaderValue>,
+    blobs: HashMap<String, (Arc<str>, HeaderValue)>,
+}
+
 /// A deploy ready to serve.
 #[derive(Debug)]
 pub(crate) struct LiveDeploy {
@@ -44,7 +52,7 @@ impl LiveDeploy {
     pub(crate) fn load(
         store: &Store,
         deploy: Deploy,
-        types: &mut HashMap<String, HeaderValue>,
+        interner: &mut Interner,
     ) -> Result<LiveDeploy> {
         let (redirects, headers) = store.deploy_rules(&deploy)?;
         let modified = UNIX_EPOCH + Duration::from_secs(deploy.created);
@@ -52,22 +60,29 @@ impl LiveDeploy {
             .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
         let mut files = HashMap::with_capacity(deploy.files.len());
         for (path, f) in deploy.files {
-            let content_type = match types.get(&f.content_type) {
+            let content_type = match interner.types.get(&f.content_type) {
                 Some(v) => v.clone(),
                 None => {
                     let v = HeaderValue::from_str(&f.content_type)
                         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-                    types.insert(f.content_type.clone(), v.clone());
+                    interner.types.insert(f.content_type.clone(), v.clone());
                     v
                 }
             };
-            let etag = HeaderValue::from_str(&format!("\"{}\"", f.sha256))
-                .unwrap_or(HeaderValue::from_static("\"\""));
+            let (hash, etag) = interner
+                .blobs
+                .entry(f.sha256.clone())
+                .or_insert_with(|| {
+                    let etag = HeaderValue::from_str(&format!("\"{}\"", f.sha256))
+                        .unwrap_or(HeaderValue::from_static("\"\""));
+                    (Arc::from(f.sha256.as_str()), etag)
+                })
+                .clone();
             let fingerprinted = is_fingerprinted(&path);
             files.insert(
                 path.into_boxed_str(),
                 ServedFile {
-                    hash: Arc::from(f.sha256.as_str()),
+                    hash,
                     size: f.size,
                     content_type,
                     etag,
@@ -173,7 +188,7 @@ impl RoutingTable {
         previous: Option<&RoutingTable>,
     ) -> Result<RoutingTable> {
         let epoch = store.epoch();
-        let mut types = HashMap::new();
+        let mut interner = Interner::default();
         let mut table = RoutingTable {
             preview_domains: config
                 .routing
@@ -203,7 +218,7 @@ impl RoutingTable {
                         Some(d) => Some(d),
                         None => match store
                             .deploy(&name, &id)
-                            .and_then(|d| LiveDeploy::load(store, d, &mut types))
+                            .and_then(|d| LiveDeploy::load(store, d, &mut interner))
                         {
                             Ok(d) => Some(Arc::new(d)),
                             Err(e) => {

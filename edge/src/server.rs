@@ -155,13 +155,17 @@ impl Server {
             drop(cfg);
             let sh = shared.clone();
             let watcher = graceful.watcher();
+            let mut stop = stop_rx.clone();
             sh.metrics.conn_opened();
             tokio::spawn(async move {
                 // hyper's protocol detection waits for the first bytes without a timer:
                 // a client that connects and sends nothing is cut off here.
                 let mut probe = [0u8; 1];
-                let first = tokio::time::timeout(first_byte, stream.peek(&mut probe)).await;
-                if matches!(first, Ok(Ok(n)) if n > 0) {
+                let first = tokio::select! {
+                    r = tokio::time::timeout(first_byte, stream.peek(&mut probe)) => r.ok(),
+                    _ = stop.changed() => None,
+                };
+                if matches!(first, Some(Ok(n)) if n > 0) {
                     let service_shared = sh.clone();
                     let service = service_fn(move |req| {
                         let sh = service_shared.clone();

@@ -10,7 +10,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use qpage_generator::{BuildError, BuildOptions, BuildReport};
 
 #[derive(Debug, Parser)]
-#[command(name = "qpage", version, about = "Static-site generator and multi-tenant edge server")]
+#[command(
+    name = "qpage",
+    version,
+    about = "Static-site generator and multi-tenant edge server"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -87,10 +91,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         }
         Cmd::New { name } => {
             qpage_generator::new_site(&name).map_err(|d| anyhow::anyhow!("{d}"))?;
-            println!(
-                "created {0}\n  build it:  qpage build {0}",
-                name.display()
-            );
+            println!("created {0}\n  build it:  qpage build {0}", name.display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Edge(cmd) => edge_cmd::run(cmd).map(|()| ExitCode::SUCCESS),

@@ -133,8 +133,22 @@ fn print_report(r: &BuildReport) {
     );
 }
 
+/// Prints every error with its path as seen from the current folder, so it can be
+/// opened directly.
 fn print_errors(site: &std::path::Path, e: &BuildError) {
-    eprintln!("{}: {e}", site.display());
+    for d in &e.diagnostics {
+        let mut d = d.clone();
+        if d.file.is_relative() && site != std::path::Path::new(".") {
+            d.file = site.join(&d.file);
+        }
+        eprintln!("error: {d}");
+    }
+    let n = e.diagnostics.len();
+    eprintln!(
+        "{}: build failed with {n} error{}; nothing was written",
+        site.display(),
+        if n == 1 { "" } else { "s" }
+    );
 }
 
 fn build_many(dir: &std::path::Path, opts: &BuildOptions) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,8 @@
 //! The `qpage` command line: parses arguments and calls the libraries. No logic lives here.
 
+mod check_cmd;
 mod edge_cmd;
+mod ingest_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +47,10 @@ enum Cmd {
         /// Folder to create.
         name: PathBuf,
     },
+    /// Audit a built site for SEO problems.
+    Check(check_cmd::CheckArgs),
+    /// Write an AI content bundle (JSON) into a site folder.
+    Ingest(ingest_cmd::IngestArgs),
     /// Serve many sites from one node.
     #[command(subcommand)]
     Edge(edge_cmd::EdgeCmd),
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match run(cli.cmd) {
@@ -94,6 +101,8 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             println!("created {0}\n  build it:  qpage build {0}", name.display());
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Check(args) => check_cmd::run(args),
+        Cmd::Ingest(args) => ingest_cmd::run(args),
         Cmd::Edge(cmd) => edge_cmd::run(cmd).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -42,6 +42,12 @@ pub struct SiteConfig {
     /// Data collections by name (a collection with a template generates pages).
     #[serde(default)]
     pub collections: IndexMap<String, CollectionConfig>,
+    /// `qpage check` thresholds (read by the `check` module).
+    #[serde(default)]
+    pub check: serde_json::Map<String, serde_json::Value>,
+    /// Image pipeline settings (read by the `images` module).
+    #[serde(default)]
+    pub images: serde_json::Map<String, serde_json::Value>,
     /// Free-form values for templates.
     #[serde(default)]
     pub extra: serde_json::Map<String, serde_json::Value>,

@@ -30,6 +30,18 @@ impl BlobCache {
         }
     }
 
+    /// The body of a blob variant if it is in memory (counted as a hit).
+    pub(crate) fn get_cached(
+        &self,
+        hash: &Arc<str>,
+        variant: Variant,
+        metrics: &Metrics,
+    ) -> Option<Bytes> {
+        let b = self.cache.get(&(hash.clone(), variant))?;
+        metrics.cache_hit();
+        Some(b)
+    }
+
     /// The body of a blob variant, from memory or from disk.
     pub(crate) async fn get(
         &self,

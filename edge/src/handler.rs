@@ -418,8 +418,19 @@ async fn file_response<B>(
         }
         Bytes::new()
     } else {
-        let read = shared.blobs.get(&file.hash, variant, &shared.metrics);
-        let bytes = match tokio::time::timeout(policy.request_timeout, read).await {
+        let cached = shared
+            .blobs
+            .get_cached(&file.hash, variant, &shared.metrics);
+        let read = async {
+            match cached {
+                Some(b) => Ok(Ok(b)),
+                None => {
+                    let read = shared.blobs.get(&file.hash, variant, &shared.metrics);
+                    tokio::time::timeout(policy.request_timeout, read).await
+                }
+            }
+        };
+        let bytes = match read.await {
             Ok(Ok(b)) => b,
             Err(_) => {
                 shared.metrics.timeout();

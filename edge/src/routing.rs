@@ -261,10 +261,11 @@ impl RoutingTable {
 
     /// Routes a raw Host value.
     pub(crate) fn route(&self, raw_host: Option<&str>) -> Route {
-        let Some(host) = raw_host.and_then(normalize_host) else {
+        let Some(host) = raw_host.and_then(host_key) else {
             return self.default_route();
         };
-        if let Some(site) = self.hosts.get(&host) {
+        let host: &str = &host;
+        if let Some(site) = self.hosts.get(host) {
             let has = |h: &str| {
                 site.config.hosts.iter().any(|x| x == h)
                     || site.config.aliases.iter().any(|x| x == h)
@@ -329,6 +330,24 @@ impl RoutingTable {
             return Route::Live(d.clone(), SiteClass::Default);
         }
         Route::Unknown
+    }
+}
+
+/// The routing key of a raw Host, without allocating when it is already normal.
+fn host_key(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let b = raw.as_bytes();
+    let plain = !b.is_empty()
+        && b.len() <= 253
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.' || *c == b'_'
+        })
+        && b[0] != b'.'
+        && b[b.len() - 1] != b'.'
+        && !raw.contains("..");
+    if plain && raw.split('.').all(|l| l.len() <= 63) {
+        Some(std::borrow::Cow::Borrowed(raw))
+    } else {
+        normalize_host(raw).map(std::borrow::Cow::Owned)
     }
 }
 

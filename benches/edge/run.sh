@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of the qpage edge against nginx, caddy and static-web-server
+# on the same files (4 KiB and 40 KiB HTML, 200 KiB image), with and without
+# `Accept-Encoding: br`; then qpage with 10,000 sites and a random Host per request.
+#
+# Each server is pinned to core 0 with taskset, wrk to core 1. Servers run interleaved
+# in rounds; summarize.py reports medians with their min-max spread, since this
+# machine's noise is large. CPU per request is the server's utime+stime from /proc
+# divided by the requests wrk completed.
+#
+# Usage: benches/edge/run.sh            (from the repository root)
+# Env:   ROUNDS=3 DURATION=5 CONNS=32 SITES=10000 OUT=target/bench-edge
+#        QPAGE=target/release/qpage SWS=static-web-server SKIP_BUILD=1 SKIP_INSTALL=1
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$ROOT/benches/edge"
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-32}
+SITES=${SITES:-10000}
+OUT=${OUT:-$ROOT/target/bench-edge}
+QPAGE=${QPAGE:-$ROOT/target/release/qpage}
+SWS=${SWS:-$(command -v static-web-server || echo /tmp/sws/bin/static-web-server)}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+TICK=$(getconf CLK_TCK)
+
+if [[ -z "${SKIP_INSTALL:-}" ]]; then
+  for bin in wrk nginx caddy; do
+    command -v "$bin" >/dev/null || NEED=1
+  done
+  if [[ -n "${NEED:-}" || ! -e /usr/lib/nginx/modules/ngx_http_brotli_static_module.so ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y wrk nginx caddy libnginx-mod-http-brotli-static >/dev/null
+  fi
+fi
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  (cd "$ROOT" && cargo build --release -p qpage)
+fi
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+# --- the files, imported into qpage; peers get the same bytes (and qpage's .br/.gz as sidecars)
+SITE="$WORK/site"
+python3 "$HERE/gen_files.py" "$SITE"
+DATA="$WORK/qpage-data"
+"$QPAGE" edge add-site bench --host bench.test --data "$DATA" "$SITE" >/dev/null
+python3 - "$DATA" "$SITE" <<'PY'
+import glob, json, shutil, sys, os
+data, site = sys.argv[1], sys.argv[2]
+dep = json.load(open(glob.glob(f"{data}/sites/bench/deploys/*.json")[0]))
+for path, f in dep["files"].items():
+    h = f["sha256"]
+    for ext in ("br", "gz"):
+        if f.get(ext):
+            shutil.copy(f"{data}/blobs/{h[:2]}/{h}.{ext}", site + path + "." + ext)
+PY
+
+cat > "$WORK/edge.toml" <<TOML
+listen = "127.0.0.1:18080"
+admin = "127.0.0.1:19090"
+data_dir = "$DATA"
+workers = 1
+[limits]
+max_connections_per_ip = 100000
+TOML
+
+cat > "$WORK/nginx.conf" <<NGINX
+user root;
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log error;
+load_module /usr/lib/nginx/modules/ngx_http_brotli_static_module.so;
+events { worker_connections 4096; }
+http {
+  include /etc/nginx/mime.types;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_requests 10000000;
+  open_file_cache max=10000 inactive=60s;
+  open_file_cache_valid 60s;
+  gzip_static on;
+  brotli_static on;
+  client_body_temp_path $WORK/nginx-tmp;
+  server { listen 127.0.0.1:18081; root $SITE; }
+}
+NGINX
+
+cat > "$WORK/Caddyfile" <<CADDY
+{
+  admin off
+  auto_https off
+}
+:18082 {
+  bind 127.0.0.1
+  root * $SITE
+  file_server {
+    precompressed br gzip
+  }
+}
+CADDY
+
+SERVERS=(qpage nginx caddy)
+if [[ -x "$SWS" ]]; then SERVERS+=(sws); else echo "static-web-server not found: skipped" >&2; fi
+
+port_of() { case $1 in qpage) echo 18080;; nginx) echo 18081;; caddy) echo 18082;; sws) echo 18083;; esac; }
+
+start() {
+  local name=$1
+  case $name in
+    qpage) taskset -c "$SERVER_CPU" "$QPAGE" edge serve --config "$WORK/edge.toml" >"$WORK/qpage.log" 2>&1 & ;;
+    nginx) taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" & ;;
+    caddy) XDG_DATA_HOME=$WORK XDG_CONFIG_HOME=$WORK GOMAXPROCS=1 taskset -c "$SERVER_CPU" \
+             caddy run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.log" 2>&1 & ;;
+    sws)   taskset -c "$SERVER_CPU" "$SWS" --host 127.0.0.1 --port 18083 --root "$SITE" \
+             --threads-multiplier 1 --compression-static true --log-level error >"$WORK/sws.log" 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$(port_of "$name")/small.html" && return 0
+    sleep 0.05
+  done
+  echo "$name did not start" >&2
+  return 1
+}
+
+stop() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# utime+stime ticks of a process and its children (nginx's worker).
+cpu_ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    [[ -r /proc/$p/stat ]] || continue
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+
+# Latency like "1.23ms" -> milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print "nan" }'; }
+
+run_wrk() { # name url enc log [extra wrk args...]
+  local name=$1 url=$2 enc=$3 log=$4; shift 4
+  local hdr=()
+  [[ $enc == br ]] && hdr=(-H 'Accept-Encoding: br')
+  local before after
+  # Warm up (fills caches), then measure.
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.test' "${hdr[@]}" "$@" "$url" >/dev/null
+  before=$(cpu_ticks "$SERVER_PID")
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.test' "${hdr[@]}" "$@" "$url" >"$log"
+  after=$(cpu_ticks "$SERVER_PID")
+  local rps p99 reqs non2xx
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$log")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$log")")
+  reqs=$(awk '/requests in/ {print $1}' "$log")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$log"); non2xx=${non2xx:-0}
+  local cpu
+  cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v r="$reqs" 'BEGIN { printf "%.2f", d / t * 1e6 / r }')
+  echo -e "$rps\t$p99\t$cpu\t$reqs\t$non2xx"
+}
+
+echo -e "round\tserver\tfile\tencoding\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx" >"$OUT/results.tsv"
+for round in $(seq 1 "$ROUNDS"); do
+  # Rotate the order each round so no server always runs first.
+  order=("${SERVERS[@]:$((round % ${#SERVERS[@]}))}" "${SERVERS[@]:0:$((round % ${#SERVERS[@]}))}")
+  for name in "${order[@]}"; do
+    if ! start "$name"; then stop; continue; fi
+    port=$(port_of "$name")
+    for file in small.html medium.html image.jpg; do
+      for enc in identity br; do
+        res=$(run_wrk "$name" "http://127.0.0.1:$port/$file" "$enc" "$OUT/wrk-$round-$name-$file-$enc.txt")
+        echo -e "$round\t$name\t$file\t$enc\t$res" | tee -a "$OUT/results.tsv"
+      done
+    done
+    stop
+  done
+done
+python3 "$HERE/summarize.py" "$OUT/results.tsv" | tee "$OUT/summary.md"
+
+# --- qpage with $SITES sites, random Host per request
+MANY="$WORK/many-data"
+python3 "$HERE/gen_sites.py" "$MANY" "$SITES"
+sed "s|^data_dir = .*|data_dir = \"$MANY\"|" "$WORK/edge.toml" >"$WORK/many.toml"
+echo -e "round\tsites\tstartup_s\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\trss_mib\tpeak_rss_mib" >"$OUT/many.tsv"
+for round in $(seq 1 "$ROUNDS"); do
+  t0=$(date +%s%N)
+  taskset -c "$SERVER_CPU" "$QPAGE" edge serve --config "$WORK/many.toml" >"$WORK/many.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  until curl -sf -o /dev/null -H "Host: s$((SITES - 1)).bench.test" http://127.0.0.1:18080/; do sleep 0.005; done
+  t1=$(date +%s%N)
+  startup=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+  res=$(SITES=$SITES run_wrk qpage http://127.0.0.1:18080/ identity "$OUT/wrk-many-$round.txt" -s "$HERE/random_host.lua")
+  rss=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")
+  hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")
+  echo -e "$round\t$SITES\t$startup\t$res\t$rss\t$hwm" | tee -a "$OUT/many.tsv"
+  stop
+done
+echo "results in $OUT"

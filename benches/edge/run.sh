@@ -11,6 +11,8 @@
 # Usage: benches/edge/run.sh            (from the repository root)
 # Env:   ROUNDS=3 DURATION=5 CONNS=32 SITES=10000 OUT=target/bench-edge
 #        QPAGE=target/release/qpage SWS=static-web-server SKIP_BUILD=1 SKIP_INSTALL=1
+#        EDGE_ONLY=1: build and run edge/examples/edge-serve.rs (the same library calls as
+#        `qpage edge add-site` / `qpage edge serve`, without compiling the generator).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,8 +36,15 @@ if [[ -z "${SKIP_INSTALL:-}" ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y wrk nginx caddy libnginx-mod-http-brotli-static >/dev/null
   fi
 fi
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-  (cd "$ROOT" && cargo build --release -p qpage)
+if [[ -n "${EDGE_ONLY:-}" ]]; then
+  TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+  [[ -z "${SKIP_BUILD:-}" ]] && (cd "$ROOT" && cargo build --release -p qpage-edge --example edge-serve)
+  QPAGE_ADD=("$TARGET/release/examples/edge-serve" add-site)
+  QPAGE_SERVE=("$TARGET/release/examples/edge-serve" serve)
+else
+  [[ -z "${SKIP_BUILD:-}" ]] && (cd "$ROOT" && cargo build --release -p qpage)
+  QPAGE_ADD=("$QPAGE" edge add-site)
+  QPAGE_SERVE=("$QPAGE" edge serve)
 fi
 
 rm -rf "$OUT"
@@ -53,7 +62,7 @@ trap cleanup EXIT INT TERM
 SITE="$WORK/site"
 python3 "$HERE/gen_files.py" "$SITE"
 DATA="$WORK/qpage-data"
-"$QPAGE" edge add-site bench --host bench.test --data "$DATA" "$SITE" >/dev/null
+"${QPAGE_ADD[@]}" bench --host bench.test --data "$DATA" "$SITE" >/dev/null
 python3 - "$DATA" "$SITE" <<'PY'
 import glob, json, shutil, sys, os
 data, site = sys.argv[1], sys.argv[2]
@@ -120,7 +129,7 @@ port_of() { case $1 in qpage) echo 18080;; nginx) echo 18081;; caddy) echo 18082
 start() {
   local name=$1
   case $name in
-    qpage) taskset -c "$SERVER_CPU" "$QPAGE" edge serve --config "$WORK/edge.toml" >"$WORK/qpage.log" 2>&1 & ;;
+    qpage) taskset -c "$SERVER_CPU" "${QPAGE_SERVE[@]}" --config "$WORK/edge.toml" >"$WORK/qpage.log" 2>&1 & ;;
     nginx) taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" & ;;
     caddy) XDG_DATA_HOME=$WORK XDG_CONFIG_HOME=$WORK GOMAXPROCS=1 taskset -c "$SERVER_CPU" \
              caddy run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.log" 2>&1 & ;;
@@ -200,7 +209,7 @@ sed "s|^data_dir = .*|data_dir = \"$MANY\"|" "$WORK/edge.toml" >"$WORK/many.toml
 echo -e "round\tsites\tstartup_s\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\trss_mib\tpeak_rss_mib" >"$OUT/many.tsv"
 for round in $(seq 1 "$ROUNDS"); do
   t0=$(date +%s%N)
-  taskset -c "$SERVER_CPU" "$QPAGE" edge serve --config "$WORK/many.toml" >"$WORK/many.log" 2>&1 &
+  taskset -c "$SERVER_CPU" "${QPAGE_SERVE[@]}" --config "$WORK/many.toml" >"$WORK/many.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   until curl -sf -o /dev/null -H "Host: s$((SITES - 1)).bench.test" http://127.0.0.1:18080/; do sleep 0.005; done

@@ -203,3 +203,31 @@ fn config_defaults_and_validation() {
     );
     assert!(qpage_edge::EdgeConfig::from_toml("[limits]\nmax_connections = 0").is_err());
 }
+
+#[test]
+fn symlinks_in_dist_are_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    write(&dist, "index.html", b"home");
+    std::os::unix::fs::symlink("/etc/passwd", dist.join("passwd.txt")).unwrap();
+    let store = Store::open(tmp.path().join("data")).unwrap();
+    site(&store, "s", "s.test");
+    let id = store.import_dir("s", &dist).unwrap();
+    let d = store.deploy("s", &id).unwrap();
+    assert!(d.files.contains_key("/index.html"));
+    assert!(!d.files.contains_key("/passwd.txt"));
+    // Named by a manifest, a symlink is an error.
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    write(
+        &dist,
+        ".qpage/manifest.json",
+        format!(
+            r#"{{"version":1,"files":{{"/passwd.txt":{{"sha256":"{}","size":{}}}}}}}"#,
+            hex(&Sha256::digest(&passwd)),
+            passwd.len()
+        )
+        .as_bytes(),
+    );
+    let e = store.import_dir("s", &dist).unwrap_err().to_string();
+    assert!(e.contains("symlinks are not followed"), "{e}");
+}

@@ -50,6 +50,9 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             })?;
             Ok(())
         }
-        _ => Err("usage: edge-serve add-site NAME --host HOST --data DIR DIST | serve --config FILE".into()),
+        _ => Err(
+            "usage: edge-serve add-site NAME --host HOST --data DIR DIST | serve --config FILE"
+                .into(),
+        ),
     }
 }

@@ -321,6 +321,20 @@ fn substitute(to: &str, caps: &Captures) -> String {
     out
 }
 
+/// Headers that frame the message: a site's `_headers` may not set them.
+const FRAMING_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "content-encoding",
+    "content-range",
+    "date",
+];
+
 /// One `_headers` block: a path pattern and the headers it sets.
 #[derive(Debug, Clone, PartialEq)]
 struct HeaderRule {
@@ -369,6 +383,11 @@ impl Headers {
                 .ok_or_else(|| err(format!("expected `Name: value`, found {trimmed:?}")))?;
             let name = HeaderName::from_bytes(name.trim().as_bytes())
                 .map_err(|_| err(format!("invalid header name {:?}", name.trim())))?;
+            if FRAMING_HEADERS.contains(&name.as_str()) {
+                return Err(err(format!(
+                    "{name} is set by the server and cannot be changed in _headers"
+                )));
+            }
             let value = HeaderValue::from_str(value.trim())
                 .map_err(|_| err(format!("invalid value for header {name}")))?;
             rule.headers.push((name, value));
@@ -449,6 +468,10 @@ mod tests {
         assert!(e.contains("another host"), "{e}");
         let e = Headers::parse("  X-A: b\n").unwrap_err().to_string();
         assert!(e.starts_with("_headers:1:"), "{e}");
+        let e = Headers::parse("/a\n  Content-Length: 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("_headers:2:"), "{e}");
         let e = Headers::parse("/a\n  nocolon\n").unwrap_err().to_string();
         assert!(e.starts_with("_headers:2:"), "{e}");
     }

@@ -67,6 +67,11 @@ impl BlobCache {
         Ok(bytes)
     }
 
+    /// Bodies larger than this are not cached (they are streamed from disk).
+    pub(crate) fn max_object(&self) -> u64 {
+        self.max_object
+    }
+
     /// Bytes currently held (approximate, as moka counts).
     pub(crate) fn weighted_size(&self) -> u64 {
         self.cache.run_pending_tasks();

@@ -16,8 +16,12 @@ use crate::routing::{LiveDeploy, Route, ServedFile, SiteClass};
 use crate::state::{Policy, Shared};
 use crate::store::Variant;
 
-/// The response body type.
-pub(crate) type Body = Full<Bytes>;
+/// The response body type: a body in memory, or a large file streamed from the store.
+pub(crate) type Body = http_body_util::Either<Full<Bytes>, FileBody>;
+
+fn full(b: Bytes) -> Body {
+    http_body_util::Either::Left(Full::new(b))
+}
 
 /// Handles one request, recording it in the metrics.
 pub(crate) async fn handle<B>(req: Request<B>, shared: Arc<Shared>) -> Response<Body> {
@@ -38,7 +42,7 @@ pub(crate) async fn handle<B>(req: Request<B>, shared: Arc<Shared>) -> Response<
 
 /// A small text response with no site information.
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    let mut r = Response::new(full(Bytes::from_static(text.as_bytes())));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
@@ -126,7 +130,7 @@ fn not_found_neutral() -> Response<Body> {
 }
 
 fn redirect(status: StatusCode, location: &str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(full(Bytes::new()));
     *r.status_mut() = status;
     let loc = HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/"));
     r.headers_mut().insert(header::LOCATION, loc);
@@ -348,7 +352,7 @@ async fn file_response<B>(
         if not_modified {
             h.insert(header::ETAG, file.etag.clone());
             h.remove(header::CONTENT_TYPE);
-            let mut r = Response::new(Full::new(Bytes::new()));
+            let mut r = Response::new(full(Bytes::new()));
             *r.status_mut() = StatusCode::NOT_MODIFIED;
             *r.headers_mut() = h;
             return r;
@@ -380,7 +384,7 @@ async fn file_response<B>(
                 .unwrap_or(HeaderValue::from_static("bytes */0")),
         );
         h.remove(header::CONTENT_TYPE);
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
         *r.headers_mut() = h;
         return r;
@@ -417,6 +421,29 @@ async fn file_response<B>(
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(enc_len));
         }
         Bytes::new()
+    } else if enc_len > shared.blobs.max_object() {
+        // Too large to cache: streamed from disk, never held whole in memory.
+        shared.metrics.cache_miss();
+        let (start, len) = match range {
+            RangeResult::Partial(s, e) => {
+                status = StatusCode::PARTIAL_CONTENT;
+                h.insert(header::CONTENT_RANGE, content_range(s, e, file.size));
+                (s, e - s)
+            }
+            _ => (0, enc_len),
+        };
+        match FileBody::open(shared.store.blob_path(&file.hash, variant), start, len).await {
+            Ok(b) => {
+                let mut r = Response::new(http_body_util::Either::Right(b));
+                *r.status_mut() = status;
+                *r.headers_mut() = h;
+                return r;
+            }
+            Err(e) => {
+                tracing::error!(site = %deploy.site, hash = %file.hash, error = %e, "blob unreadable");
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+            }
+        }
     } else {
         let cached = shared
             .blobs
@@ -459,7 +486,7 @@ async fn file_response<B>(
             _ => bytes,
         }
     };
-    let mut r = Response::new(Full::new(body));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     *r.headers_mut() = h;
     r
@@ -479,4 +506,67 @@ fn suffixed(etag: &HeaderValue, suffix: &str) -> HeaderValue {
     v.extend_from_slice(suffix.as_bytes());
     v.push(b'"');
     HeaderValue::from_bytes(&v).unwrap_or_else(|_| etag.clone())
+}
+
+/// A byte range of a stored file, read in 64 KiB chunks as the client takes them.
+pub(crate) struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+    chunk: Vec<u8>,
+}
+
+impl FileBody {
+    async fn open(path: std::path::PathBuf, start: u64, len: u64) -> std::io::Result<FileBody> {
+        use tokio::io::AsyncSeekExt;
+        let mut file = tokio::fs::File::open(path).await?;
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start)).await?;
+        }
+        Ok(FileBody {
+            file,
+            remaining: len,
+            chunk: Vec::new(),
+        })
+    }
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        use tokio::io::AsyncRead;
+        let this = &mut *self;
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = this.remaining.min(64 * 1024) as usize;
+        this.chunk.resize(want, 0);
+        let mut buf = tokio::io::ReadBuf::new(&mut this.chunk);
+        match std::pin::Pin::new(&mut this.file).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Some(Err(std::io::ErrorKind::UnexpectedEof.into())));
+                }
+                this.remaining -= n as u64;
+                let data = Bytes::copy_from_slice(&this.chunk[..n]);
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining)
+    }
 }

@@ -714,6 +714,42 @@ async fn blob_cache_is_bounded_by_bytes() {
         );
     }
     assert_eq!(m.cache_misses() - m0, 3);
+    // Streamed from disk, ranges and HEAD still hold.
+    let full = get(s.addr, "alpha.test", "/img/logo.png").await;
+    let r = req(
+        s.addr,
+        "GET",
+        "alpha.test",
+        "/img/logo.png",
+        &[("Range", "bytes=100-199")],
+    )
+    .await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), Some("bytes 100-199/1000"));
+    assert_eq!(r.body, full.body[100..200]);
+    let r = req(s.addr, "HEAD", "alpha.test", "/img/logo.png", &[]).await;
+    assert_eq!(
+        (r.header("content-length"), r.body.len()),
+        (Some("1000"), 0)
+    );
+    // A streamed compressible body decodes to the original.
+    let plain = get(s.addr, "alpha.test", "/").await;
+    let r = req(
+        s.addr,
+        "GET",
+        "alpha.test",
+        "/",
+        &[("Accept-Encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(r.body.as_slice()),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out, plain.body);
     s.stop().await;
 }
 

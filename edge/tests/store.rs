@@ -202,6 +202,11 @@ fn config_defaults_and_validation() {
         "typos are errors"
     );
     assert!(qpage_edge::EdgeConfig::from_toml("[limits]\nmax_connections = 0").is_err());
+    // The example shipped in deploy/ parses.
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/edge.toml");
+    let c = qpage_edge::EdgeConfig::from_file(&example).unwrap();
+    assert_eq!(c.listen, "0.0.0.0:80");
+    assert_eq!(c.http.cdn_max_age, 3600);
 }
 
 #[test]

@@ -174,7 +174,7 @@ pub(crate) fn parse_range(header: &[u8], size: u64) -> RangeResult {
             if start >= size {
                 return RangeResult::Unsatisfiable;
             }
-            let end = end.map_or(size, |e| (e + 1).min(size));
+            let end = end.map_or(size, |e| e.saturating_add(1).min(size));
             RangeResult::Partial(start, end)
         }
         _ => RangeResult::Full,
@@ -222,6 +222,14 @@ mod tests {
         assert_eq!(parse_range(b"bytes=0-1,5-6", 100), RangeResult::Full);
         assert_eq!(parse_range(b"items=0-1", 100), RangeResult::Full);
         assert_eq!(parse_range(b"bytes=5-1", 100), RangeResult::Full);
+        assert_eq!(
+            parse_range(b"bytes=0-18446744073709551615", 100),
+            RangeResult::Partial(0, 100)
+        );
+        assert_eq!(
+            parse_range(b"bytes=0-99999999999999999999", 100),
+            RangeResult::Full
+        );
     }
 
     #[test]

@@ -7,24 +7,19 @@
 //! [`output`] (atomic write + manifest). [`build`] runs it for one site, [`multi`] for many.
 
 pub mod build;
+pub mod bundle;
 pub mod config;
 pub mod content;
 pub mod data;
 pub mod error;
-pub mod feed;
-pub mod finish;
 pub mod frontmatter;
 pub mod markdown;
 pub mod multi;
 pub mod output;
 pub mod render;
-pub mod rewrite;
-pub mod sanitize;
 pub mod scaffold;
-pub mod seo;
 pub mod shortcode;
 pub mod site;
-pub mod sitemap;
 pub mod templates;
 
 pub use build::{BuildOptions, BuildReport, ThemeCache, build, build_with};

@@ -229,3 +229,35 @@ async fn stop_drains_and_closes_the_listener() {
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
 }
+
+#[tokio::test]
+async fn blob_cache_stays_within_its_byte_bound() {
+    let f = fixture();
+    let mut cfg = config(&f.data);
+    cfg.cache.max_bytes = 3000;
+    let s = start(cfg).await;
+    // Five distinct bodies of 1-1.5 KB each: more than the cache may hold.
+    for _ in 0..3 {
+        for p in ["/", "/about/", "/contact", "/shadow.html", "/img/logo.png"] {
+            assert_eq!(get(s.addr, "alpha.test", p).await.status, 200, "{p}");
+        }
+    }
+    let t = get(s.admin, "admin", "/metrics").await.text();
+    let gauge = |name: &str| -> f64 {
+        t.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .parse()
+            .unwrap()
+    };
+    assert!(gauge("qpage_cache_bytes") <= 3000.0, "{t}");
+    assert!(gauge("qpage_cache_bytes") > 0.0, "{t}");
+    assert!(gauge("qpage_cache_entries") < 5.0, "{t}");
+    // What was evicted is read from disk again.
+    let m0 = s.handle.metrics().cache_misses();
+    for p in ["/", "/about/", "/contact", "/shadow.html", "/img/logo.png"] {
+        get(s.addr, "alpha.test", p).await;
+    }
+    assert!(s.handle.metrics().cache_misses() > m0);
+    s.stop().await;
+}

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 
 use crate::config::SiteConfig;
 use crate::error::{BuildError, Diagnostic};
+use crate::finish;
 use crate::output::{self, OutFile, OutFiles};
 use crate::render::{self, RenderOptions};
 use crate::site::{Filter, Site};
@@ -50,6 +51,8 @@ pub struct BuildReport {
     pub timings: Vec<(&'static str, Duration)>,
     /// Problems that did not stop the build.
     pub warnings: Vec<Diagnostic>,
+    /// Dangerous pieces of raw HTML removed from content.
+    pub sanitized: usize,
 }
 
 impl BuildReport {
@@ -145,7 +148,13 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
     // Data and content: gather the errors of both.
     let (data, loaded) = rayon::join(
         || crate::data::load(site_dir),
-        || crate::content::load(site_dir, config.highlight_code, &templates),
+        || {
+            let md = crate::content::MdOptions {
+                highlight: config.highlight_code,
+                sanitize: !config.unsafe_html,
+            };
+            crate::content::load(site_dir, md, &templates)
+        },
     );
     let mut errors = Vec::new();
     let data = data.unwrap_or_else(|mut e| {
@@ -176,34 +185,31 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
         .map_err(BuildError::new)?;
     lap("render", &mut timings);
 
-    // Assemble: theme static, site static (wins), content assets, rendered pages.
-    let mut files = OutFiles::new();
-    let mut errors = Vec::new();
-    for f in &theme.statics {
-        output::add(
-            &mut files,
-            f.rel.clone(),
-            OutFile {
-                bytes: f.bytes.clone(),
-                origin: f.origin.clone(),
-            },
-            true,
-            &mut errors,
-        );
-    }
-    for f in templates::read_tree(&site_dir.join("static"), Path::new("static"))
-        .map_err(BuildError::one)?
-    {
-        output::add(
-            &mut files,
-            f.rel.clone(),
+    // Static files: the theme's, then the site's (which win); CSS and JS fingerprinted.
+    let mut statics: std::collections::BTreeMap<String, OutFile> =
+        std::collections::BTreeMap::new();
+    for f in theme.statics.iter().cloned().chain(
+        templates::read_tree(&site_dir.join("static"), Path::new("static"))
+            .map_err(BuildError::one)?,
+    ) {
+        statics.insert(
+            f.rel,
             OutFile {
                 bytes: f.bytes,
                 origin: f.origin,
             },
-            true,
-            &mut errors,
         );
+    }
+    let statics = finish::fingerprint(statics.into_iter().collect());
+    let finished = finish::rewrite_pages(&site.config, &statics.renamed, rendered.pages)
+        .map_err(BuildError::new)?;
+    lap("rewrite", &mut timings);
+
+    // Assemble: static files, content assets, pages, then sitemaps, feeds and robots.txt.
+    let mut files = OutFiles::new();
+    let mut errors = Vec::new();
+    for (path, file) in statics.files {
+        output::add(&mut files, path, file, false, &mut errors);
     }
     for rel in &site.assets {
         let origin = Path::new("content").join(rel);
@@ -225,16 +231,35 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
             &mut errors,
         );
     }
-    for r in rendered {
+    let indexes: Vec<(String, Vec<u8>)> = finish::sitemap_files(&site.config, &finished)
+        .into_iter()
+        .chain(finish::feed_files(&site))
+        .collect();
+    for f in finished {
         output::add(
             &mut files,
-            r.out,
+            f.page.out,
             OutFile {
-                bytes: Arc::from(r.bytes),
-                origin: r.origin,
+                bytes: Arc::from(f.page.bytes),
+                origin: f.page.origin,
             },
             false,
             &mut errors,
+        );
+    }
+    for (path, bytes) in indexes {
+        output::add(
+            &mut files,
+            path,
+            finish::generated(bytes, "index"),
+            false,
+            &mut errors,
+        );
+    }
+    if !files.contains_key("robots.txt") {
+        files.insert(
+            "robots.txt".into(),
+            finish::generated(crate::sitemap::robots(&site.config), "robots.txt"),
         );
     }
     if !errors.is_empty() {
@@ -252,6 +277,13 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
         files: manifest.files.len(),
         bytes: manifest.files.values().map(|e| e.size).sum(),
         timings,
-        warnings: Vec::new(),
+        warnings: rendered.warnings,
+        sanitized: site.pages.iter().map(|p| p.doc.sanitized).sum::<usize>()
+            + site
+                .sections
+                .iter()
+                .filter_map(|s| s.doc.as_ref())
+                .map(|d| d.sanitized)
+                .sum::<usize>(),
     })
 }

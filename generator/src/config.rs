@@ -42,6 +42,33 @@ pub struct SiteConfig {
     /// Data collections by name (a collection with a template generates pages).
     #[serde(default)]
     pub collections: IndexMap<String, CollectionConfig>,
+    /// Title pattern for `<title>` and social tags: `{title}` and `{site}` are replaced.
+    #[serde(default = "default_title_pattern")]
+    pub title_pattern: String,
+    /// Logo for Organization JSON-LD and social cards (site path or URL).
+    #[serde(default)]
+    pub logo: Option<String>,
+    /// Default social-card image (site path or URL).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Other languages the site is translated into (the main one is `language`).
+    #[serde(default)]
+    pub languages: Vec<String>,
+    /// Keep raw HTML in Markdown as written instead of sanitizing it.
+    #[serde(default)]
+    pub unsafe_html: bool,
+    /// Feeds.
+    #[serde(default)]
+    pub feeds: FeedConfig,
+    /// robots.txt.
+    #[serde(default)]
+    pub robots: RobotsConfig,
+    /// Link rewriting.
+    #[serde(default)]
+    pub links: LinkConfig,
+    /// Minify HTML output.
+    #[serde(default = "default_true")]
+    pub minify: bool,
     /// `qpage check` thresholds (read by the `check` module).
     #[serde(default)]
     pub check: serde_json::Map<String, serde_json::Value>,
@@ -76,6 +103,66 @@ pub struct CollectionConfig {
     pub path: Option<String>,
     /// Record field to sort by.
     pub sort_by: Option<String>,
+    /// schema.org type of each record's page (`Product`, `LocalBusiness` or a subtype
+    /// such as `Bakery`, `Review`); default from the template name.
+    pub schema: Option<String>,
+}
+
+/// Which feeds to write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedConfig {
+    /// Write Atom feeds (`atom.xml`).
+    pub atom: bool,
+    /// Write RSS 2.0 feeds (`rss.xml`).
+    pub rss: bool,
+    /// A feed per section too.
+    pub sections: bool,
+    /// A feed per taxonomy term too.
+    pub taxonomies: bool,
+    /// Full content instead of the summary.
+    pub full_content: bool,
+    /// Entries per feed.
+    pub limit: usize,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            atom: true,
+            rss: true,
+            sections: true,
+            taxonomies: false,
+            full_content: false,
+            limit: 20,
+        }
+    }
+}
+
+/// robots.txt rules.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RobotsConfig {
+    /// Paths disallowed for every user agent.
+    pub disallow: Vec<String>,
+    /// Lines appended as written (other user agents, crawl-delay...).
+    pub extra: String,
+}
+
+/// How links are rewritten.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkConfig {
+    /// Hosts whose links get `rel="sponsored"` (affiliate links).
+    pub sponsored: Vec<String>,
+    /// Hosts whose links get `rel="nofollow"`.
+    pub nofollow: Vec<String>,
+    /// Add `rel="nofollow"` to every external link.
+    pub nofollow_all: bool,
+}
+
+fn default_title_pattern() -> String {
+    "{title} · {site}".into()
 }
 
 fn default_language() -> String {

@@ -18,6 +18,15 @@ pub trait ShortcodeRenderer: Sync {
     fn render(&self, call: &shortcode::Call, body_html: Option<&str>) -> Result<String, String>;
 }
 
+/// How Markdown bodies are rendered.
+#[derive(Debug, Clone, Copy)]
+pub struct MdOptions {
+    /// Highlight fenced code.
+    pub highlight: bool,
+    /// Sanitize raw HTML (untrusted content).
+    pub sanitize: bool,
+}
+
 /// A Markdown file as read: a page (`foo.md`, `foo/index.md`) or a section (`_index.md`).
 #[derive(Debug)]
 pub struct Document {
@@ -39,6 +48,8 @@ pub struct Document {
     pub updated: Option<NaiveDate>,
     /// Rendered body.
     pub rendered: Rendered,
+    /// Dangerous HTML pieces removed by sanitizing.
+    pub sanitized: usize,
 }
 
 /// What `content/` holds.
@@ -53,7 +64,7 @@ pub struct Loaded {
 /// Reads and renders every document under `SITE/content`.
 pub fn load(
     site_dir: &Path,
-    highlight: bool,
+    md: MdOptions,
     shortcodes: &dyn ShortcodeRenderer,
 ) -> Result<Loaded, Vec<Diagnostic>> {
     let content_dir = site_dir.join("content");
@@ -88,7 +99,7 @@ pub fn load(
     }
     let results: Vec<Result<Document, Vec<Diagnostic>>> = md_files
         .par_iter()
-        .map(|rel| read_document(site_dir, rel, highlight, shortcodes))
+        .map(|rel| read_document(site_dir, rel, md, shortcodes))
         .collect();
     let mut documents = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
@@ -108,7 +119,7 @@ pub fn load(
 fn read_document(
     site_dir: &Path,
     rel: &Path,
-    highlight: bool,
+    md: MdOptions,
     shortcodes: &dyn ShortcodeRenderer,
 ) -> Result<Document, Vec<Diagnostic>> {
     let file = Path::new("content").join(rel);
@@ -172,10 +183,10 @@ fn read_document(
                 .help("add title = \"...\" to the front matter"),
         );
     }
-    let rendered = render_body(split.body, split.body_line, &file, highlight, shortcodes)
+    let (rendered, sanitized) = render_body(split.body, split.body_line, &file, md, shortcodes)
         .unwrap_or_else(|mut e| {
             errors.append(&mut e);
-            Rendered::default()
+            (Rendered::default(), 0)
         });
     if !errors.is_empty() {
         return Err(errors);
@@ -190,6 +201,7 @@ fn read_document(
         date,
         updated,
         rendered,
+        sanitized,
     })
 }
 
@@ -198,9 +210,9 @@ fn render_body(
     body: &str,
     body_line: usize,
     file: &Path,
-    highlight: bool,
+    md: MdOptions,
     shortcodes: &dyn ShortcodeRenderer,
-) -> Result<Rendered, Vec<Diagnostic>> {
+) -> Result<(Rendered, usize), Vec<Diagnostic>> {
     let extracted = shortcode::extract(body).map_err(|errs| {
         errs.into_iter()
             .map(|(line, col, msg)| {
@@ -210,17 +222,28 @@ fn render_body(
             })
             .collect::<Vec<_>>()
     })?;
-    let mut rendered = markdown::render(&extracted.markdown, highlight);
+    let mut rendered = markdown::render(&extracted.markdown, md.highlight);
+    let mut sanitized = 0;
+    if md.sanitize && rendered.raw_html {
+        let (html, removed) = crate::sanitize::clean(&rendered.html);
+        rendered.html = html;
+        rendered.summary = crate::sanitize::clean(&rendered.summary).0;
+        sanitized = removed;
+    }
     if extracted.calls.is_empty() {
-        return Ok(rendered);
+        return Ok((rendered, sanitized));
     }
     let mut outputs = Vec::with_capacity(extracted.calls.len());
     let mut errors = Vec::new();
     for call in &extracted.calls {
-        let body_html = call
-            .body
-            .as_ref()
-            .map(|b| markdown::render(b, highlight).html);
+        let body_html = call.body.as_ref().map(|b| {
+            let html = markdown::render(b, md.highlight).html;
+            if md.sanitize {
+                crate::sanitize::clean(&html).0
+            } else {
+                html
+            }
+        });
         match shortcodes.render(call, body_html.as_deref()) {
             Ok(html) => outputs.push(html),
             Err(msg) => {
@@ -234,5 +257,5 @@ fn render_body(
     }
     shortcode::restore(&mut rendered.html, &outputs);
     shortcode::restore(&mut rendered.summary, &outputs);
-    Ok(rendered)
+    Ok((rendered, sanitized))
 }

@@ -34,6 +34,8 @@ pub struct Rendered {
     pub toc: Vec<TocEntry>,
     /// Words of text (code excluded).
     pub word_count: usize,
+    /// The Markdown held raw HTML (which may need sanitizing).
+    pub raw_html: bool,
 }
 
 const MORE_MARK: &str = "<!--qpage-more-->";
@@ -59,6 +61,7 @@ pub fn render(markdown: &str, highlight: bool) -> Rendered {
     let mut toc = Vec::new();
     let mut ids = HashSet::new();
     let mut word_count = 0;
+    let mut raw_html = false;
     let mut i = 0;
     while i < events.len() {
         match &events[i] {
@@ -131,6 +134,10 @@ pub fn render(markdown: &str, highlight: bool) -> Rendered {
                 word_count += count_words(t);
                 out.push(events[i].clone());
             }
+            Event::Html(_) | Event::InlineHtml(_) => {
+                raw_html = true;
+                out.push(events[i].clone());
+            }
             other => out.push(other.clone()),
         }
         i += 1;
@@ -150,6 +157,7 @@ pub fn render(markdown: &str, highlight: bool) -> Rendered {
         summary,
         toc,
         word_count,
+        raw_html,
     }
 }
 

@@ -9,7 +9,10 @@ use serde::Serialize;
 use serde_json::json;
 use tera::{Context, Value};
 
+use chrono::NaiveDate;
+
 use crate::error::Diagnostic;
+use crate::seo::{self, Kind, PageInfo};
 use crate::site::{Link, Site, normalize_alias};
 use crate::templates::{PAGES_KEY, SECTIONS_KEY, Templates};
 
@@ -22,6 +25,17 @@ pub struct Rendered {
     pub bytes: Vec<u8>,
     /// What produced it (for collision errors).
     pub origin: PathBuf,
+    /// Its sitemap entry (site path and last modification), if it belongs in one.
+    pub sitemap: Option<(String, Option<NaiveDate>)>,
+}
+
+/// Rendered pages and the warnings found rendering them.
+#[derive(Debug, Default)]
+pub struct RenderOutput {
+    /// Pages.
+    pub pages: Vec<Rendered>,
+    /// Warnings (records missing properties search engines require...).
+    pub warnings: Vec<Diagnostic>,
 }
 
 enum Job {
@@ -46,7 +60,7 @@ pub fn render_site(
     site: &Site,
     templates: &Templates,
     opts: RenderOptions,
-) -> Result<Vec<Rendered>, Vec<Diagnostic>> {
+) -> Result<RenderOutput, Vec<Diagnostic>> {
     // Missing templates are reported once per page needing them; pages whose templates
     // exist still render, so their errors are reported in the same run.
     let mut errors = check_templates(site, templates);
@@ -63,17 +77,34 @@ pub fn render_site(
         global.insert("build", &json!({ "dev": opts.dev }));
     }
     let jobs = jobs(site);
-    let results: Vec<Result<Rendered, Diagnostic>> = jobs
+    let results: Vec<Result<(Rendered, Vec<Diagnostic>), Diagnostic>> = jobs
         .par_iter()
-        .map(|job| render_job(site, &tera_templates, &shared, job))
+        .map(|job| {
+            let mut warnings = Vec::new();
+            let described = describe(site, job, opts);
+            let head = described
+                .as_ref()
+                .map(|(info, _)| seo::head(&site.config, info, &mut warnings));
+            let mut r = render_job(site, &tera_templates, &shared, job, head.as_ref())?;
+            r.sitemap = described.and_then(|(info, lastmod)| {
+                (!info.noindex && info.kind != Kind::NotFound).then_some((info.path, lastmod))
+            });
+            Ok((r, warnings))
+        })
         .collect();
-    let mut out = Vec::with_capacity(results.len());
+    let mut out = RenderOutput::default();
     for r in results {
         match r {
-            Ok(o) => out.push(o),
+            Ok((page, mut warnings)) => {
+                out.pages.push(page);
+                out.warnings.append(&mut warnings);
+            }
             Err(d) => errors.push(d),
         }
     }
+    out.warnings
+        .sort_by(|a, b| (&a.file, &a.message).cmp(&(&b.file, &b.message)));
+    out.warnings.dedup();
     if errors.is_empty() {
         Ok(out)
     } else {
@@ -431,7 +462,16 @@ fn render_job(
     t: &Templates,
     shared: &Shared,
     job: &Job,
+    head: Option<&seo::Head>,
 ) -> Result<Rendered, Diagnostic> {
+    let base_context = |site: &Site, path: &str| {
+        let mut ctx = base_context(site, path);
+        if let Some(h) = head {
+            ctx.insert("seo", h);
+            ctx.insert_value("page_head", Value::safe_string(&h.html));
+        }
+        ctx
+    };
     match job {
         Job::Page(pi) => {
             let p = &site.pages[*pi];
@@ -527,5 +567,278 @@ fn out(path: &str, html: String, origin: &Path) -> Rendered {
         out: output_path(path),
         bytes: html.into_bytes(),
         origin: origin.to_path_buf(),
+        sitemap: None,
     }
+}
+
+/// Site path of the feeds that follow the page at `page_path`: (MIME type, path).
+pub fn feed_links(site: &Site, page_path: &str) -> Vec<(&'static str, String)> {
+    let f = &site.config.feeds;
+    let has_feed = if page_path == "/" {
+        site.pages.iter().any(|p| p.doc.date.is_some())
+    } else if let Some(s) = site.sections.iter().find(|s| s.path == page_path) {
+        f.sections && s.pages.iter().any(|&p| site.pages[p].doc.date.is_some())
+    } else {
+        f.taxonomies
+            && site.taxonomies.iter().any(|t| {
+                t.terms.iter().any(|(slug, term)| {
+                    format!("/{}/{slug}/", t.name) == page_path
+                        && term.pages.iter().any(|&p| site.pages[p].doc.date.is_some())
+                })
+            })
+    };
+    let mut out = Vec::new();
+    if has_feed && f.atom {
+        out.push(("application/atom+xml", format!("{page_path}atom.xml")));
+    }
+    if has_feed && f.rss {
+        out.push(("application/rss+xml", format!("{page_path}rss.xml")));
+    }
+    out
+}
+
+fn extra_str<'a>(
+    extra: &'a serde_json::Map<String, serde_json::Value>,
+    keys: &[&str],
+) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|k| extra.get(*k).and_then(serde_json::Value::as_str))
+}
+
+fn faqs_of(items: Option<&serde_json::Value>) -> Vec<(String, String)> {
+    let Some(serde_json::Value::Array(items)) = items else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|f| {
+            let q = f.get("question")?.as_str()?;
+            let a = f.get("answer")?.as_str()?;
+            Some((
+                q.to_string(),
+                crate::markdown::render(a, false).html.trim().to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn crumbs(site: &Site, from: Option<usize>) -> Vec<(String, String)> {
+    section_ancestors(site, from)
+        .into_iter()
+        .map(|l| (l.title, l.path))
+        .collect()
+}
+
+/// The business record shown by pages using the `business.html` template.
+fn business_record(
+    site: &Site,
+) -> Option<(&serde_json::Map<String, serde_json::Value>, String, &Path)> {
+    let record = site.data.get("business")?.first()?;
+    Some((
+        &record.fields,
+        "LocalBusiness".to_string(),
+        record.file.as_path(),
+    ))
+}
+
+/// What the head and the sitemap know about a job's page, and its last modification.
+fn describe<'a>(
+    site: &'a Site,
+    job: &'a Job,
+    opts: RenderOptions,
+) -> Option<(PageInfo<'a>, Option<NaiveDate>)> {
+    let _ = opts;
+    let newest = |pages: &[usize]| {
+        pages
+            .iter()
+            .filter_map(|&p| {
+                let d = &site.pages[p].doc;
+                d.updated.max(d.date)
+            })
+            .max()
+    };
+    let base = |kind| PageInfo {
+        kind,
+        title: String::new(),
+        description: String::new(),
+        path: String::new(),
+        date: None,
+        updated: None,
+        image: None,
+        crumbs: Vec::new(),
+        keywords: Vec::new(),
+        word_count: 0,
+        noindex: false,
+        feeds: Vec::new(),
+        alternates: Vec::new(),
+        faqs: Vec::new(),
+        record: None,
+    };
+    match job {
+        Job::Page(pi) => {
+            let p = &site.pages[*pi];
+            let front = &p.doc.front;
+            let mut crumbs = crumbs(site, Some(p.section));
+            if p.section == 0 {
+                crumbs.truncate(1);
+            }
+            let template = page_template(site, *pi);
+            let info = PageInfo {
+                kind: if p.doc.date.is_some() {
+                    Kind::Article
+                } else {
+                    Kind::Page
+                },
+                title: front.title.clone().unwrap_or_default(),
+                description: if front.description.is_empty() {
+                    seo::strip_tags(&p.doc.rendered.summary)
+                } else {
+                    front.description.clone()
+                },
+                path: p.path.clone(),
+                date: p.doc.date,
+                updated: p.doc.updated,
+                image: extra_str(&front.extra, &["image", "hero_image", "hero"]).map(|i| {
+                    (
+                        i.to_string(),
+                        extra_str(&front.extra, &["image_alt", "hero_alt"])
+                            .unwrap_or("")
+                            .to_string(),
+                    )
+                }),
+                crumbs,
+                keywords: p
+                    .terms
+                    .get("tags")
+                    .map(|t| t.iter().map(|t| t.name.clone()).collect())
+                    .unwrap_or_default(),
+                word_count: p.doc.rendered.word_count,
+                noindex: front.draft,
+                feeds: Vec::new(),
+                alternates: Vec::new(),
+                faqs: faqs_of(front.extra.get("faqs")),
+                record: if template == "business.html" {
+                    business_record(site)
+                } else {
+                    None
+                },
+            };
+            Some((info, p.doc.updated.max(p.doc.date)))
+        }
+        Job::Section(si, k) => {
+            let s = &site.sections[*si];
+            let doc = s.doc.as_ref();
+            let template = section_template(site, *si);
+            let info = PageInfo {
+                kind: if *si == 0 { Kind::Home } else { Kind::Listing },
+                title: s.title.clone(),
+                description: doc.map_or(String::new(), |d| d.front.description.clone()),
+                path: paged_path(&s.path, *k),
+                image: doc.and_then(|d| {
+                    extra_str(&d.front.extra, &["image", "hero_image", "hero"]).map(|i| {
+                        (
+                            i.to_string(),
+                            extra_str(&d.front.extra, &["image_alt", "hero_alt"])
+                                .unwrap_or("")
+                                .to_string(),
+                        )
+                    })
+                }),
+                crumbs: crumbs(site, s.parent),
+                noindex: *k > 1,
+                feeds: feed_links(site, &s.path),
+                faqs: doc
+                    .map(|d| faqs_of(d.front.extra.get("faqs")))
+                    .unwrap_or_default(),
+                record: if template == "business.html" {
+                    business_record(site)
+                } else {
+                    None
+                },
+                ..base(Kind::Listing)
+            };
+            let lastmod = if *si == 0 {
+                newest(&(0..site.pages.len()).collect::<Vec<_>>())
+            } else {
+                newest(&s.pages)
+            };
+            Some((info, lastmod))
+        }
+        Job::TaxonomyList(ti) => {
+            let t = &site.taxonomies[*ti];
+            let info = PageInfo {
+                title: capitalize(&t.name),
+                path: format!("/{}/", t.name),
+                crumbs: crumbs(site, Some(0)),
+                ..base(Kind::Listing)
+            };
+            Some((info, None))
+        }
+        Job::Term(ti, slug, k) => {
+            let t = &site.taxonomies[*ti];
+            let term = &t.terms[slug];
+            let base_path = format!("/{}/{slug}/", t.name);
+            let mut crumbs = crumbs(site, Some(0));
+            crumbs.push((capitalize(&t.name), format!("/{}/", t.name)));
+            let info = PageInfo {
+                title: term.name.clone(),
+                path: paged_path(&base_path, *k),
+                crumbs,
+                noindex: *k > 1,
+                feeds: feed_links(site, &base_path),
+                ..base(Kind::Listing)
+            };
+            Some((info, newest(&term.pages)))
+        }
+        Job::Record(ri) => {
+            let r = &site.records[*ri];
+            let cfg = site.config.collections.get(&r.collection);
+            let schema = seo::record_schema(cfg.and_then(|c| c.schema.as_deref()), &r.template);
+            let text = |k: &str| r.fields.get(k).and_then(serde_json::Value::as_str);
+            let parent = r
+                .path
+                .trim_end_matches('/')
+                .rsplit_once('/')
+                .map_or("/".to_string(), |(p, _)| format!("{p}/"));
+            let mut crumbs = crumbs(site, Some(0));
+            if let Some(s) = site.sections.iter().position(|s| s.path == parent) {
+                crumbs = self::crumbs(site, Some(s));
+            }
+            let lastmod = ["updated", "date"]
+                .iter()
+                .filter_map(|k| text(k))
+                .find_map(|d| NaiveDate::parse_from_str(d.get(..10).unwrap_or(d), "%Y-%m-%d").ok());
+            let info = PageInfo {
+                title: text("name")
+                    .or_else(|| text("title"))
+                    .unwrap_or("")
+                    .to_string(),
+                description: text("description").map(seo::plain).unwrap_or_default(),
+                path: r.path.clone(),
+                image: text("image")
+                    .map(|i| (i.to_string(), text("image_alt").unwrap_or("").to_string())),
+                crumbs,
+                faqs: faqs_of(r.fields.get("faqs")),
+                record: Some((&r.fields, schema, r.file.as_path())),
+                ..base(Kind::Record)
+            };
+            Some((info, lastmod))
+        }
+        Job::NotFound => Some((
+            PageInfo {
+                title: "Page not found".into(),
+                path: "/404.html".into(),
+                ..base(Kind::NotFound)
+            },
+            None,
+        )),
+        Job::Alias(..) => None,
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or(String::new(), |f| {
+        f.to_uppercase().collect::<String>() + c.as_str()
+    })
 }

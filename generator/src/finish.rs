@@ -1,0 +1,205 @@
+//! After rendering: fingerprints CSS and JS (content-hash names, originals not emitted),
+//! runs the rewriting pass and minification over every HTML page in parallel, and
+//! writes the indexes built from the result: sitemaps, feeds and robots.txt.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::config::SiteConfig;
+use crate::error::Diagnostic;
+use crate::feed::{self, Feed, Item};
+use crate::output::OutFile;
+use crate::render::Rendered;
+use crate::rewrite::{self, Rewriter};
+use crate::site::Site;
+use crate::sitemap::{self, Entry};
+
+/// Static files as the output will hold them, after fingerprinting.
+pub struct Statics {
+    /// (output path, file).
+    pub files: Vec<(String, OutFile)>,
+    /// Site path of each fingerprinted asset -> its new site path.
+    pub renamed: HashMap<String, String>,
+}
+
+/// Gives every `.css` and `.js` file a content-hash name (`style.css` ->
+/// `style.1a2b3c4d.css`) so it can be cached forever.
+pub fn fingerprint(files: Vec<(String, OutFile)>) -> Statics {
+    let mut renamed = HashMap::new();
+    let files = files
+        .into_iter()
+        .map(|(path, file)| {
+            let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+            if matches!(ext.as_deref(), Some("css" | "js")) {
+                let hash = hex::encode(&Sha256::digest(&file.bytes)[..4]);
+                let (stem, ext) = path.rsplit_once('.').unwrap_or((&path, ""));
+                let new = format!("{stem}.{hash}.{ext}");
+                renamed.insert(format!("/{path}"), format!("/{new}"));
+                (new, file)
+            } else {
+                (path, file)
+            }
+        })
+        .collect();
+    Statics { files, renamed }
+}
+
+/// A page after rewriting, with the images found on it.
+pub struct Finished {
+    /// The page.
+    pub page: Rendered,
+    /// Site paths or URLs of its images.
+    pub images: Vec<String>,
+}
+
+/// Rewrites (and minifies) every HTML page.
+pub fn rewrite_pages(
+    config: &SiteConfig,
+    renamed: &HashMap<String, String>,
+    pages: Vec<Rendered>,
+) -> Result<Vec<Finished>, Vec<Diagnostic>> {
+    let rewriter = Rewriter::new(config, renamed);
+    let results: Vec<Result<Finished, Diagnostic>> = pages
+        .into_par_iter()
+        .map(|mut page| {
+            if !page.out.ends_with(".html") {
+                return Ok(Finished {
+                    page,
+                    images: Vec::new(),
+                });
+            }
+            let r = rewriter.rewrite(&page.bytes).map_err(|e| {
+                Diagnostic::file(
+                    &page.origin,
+                    format!("cannot rewrite the rendered HTML: {e}"),
+                )
+            })?;
+            page.bytes = if config.minify {
+                rewrite::minify(&r.html)
+            } else {
+                r.html
+            };
+            Ok(Finished {
+                page,
+                images: r.images,
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(f) => out.push(f),
+            Err(d) => errors.push(d),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Sitemap files for the finished pages.
+pub fn sitemap_files(config: &SiteConfig, pages: &[Finished]) -> Vec<(String, Vec<u8>)> {
+    let mut entries: Vec<Entry> = pages
+        .iter()
+        .filter_map(|f| {
+            let (path, lastmod) = f.page.sitemap.as_ref()?;
+            let mut images: Vec<String> = f.images.iter().map(|i| config.permalink(i)).collect();
+            images.dedup();
+            Some(Entry {
+                loc: config.permalink(path),
+                lastmod: *lastmod,
+                images,
+                alternates: Vec::new(),
+            })
+        })
+        .collect();
+    entries.sort_by(|a, b| a.loc.cmp(&b.loc));
+    sitemap::sitemaps(config, &entries, sitemap::Limits::default())
+}
+
+/// Feed files: the site's, each section's and each taxonomy term's (as configured).
+pub fn feed_files(site: &Site) -> Vec<(String, Vec<u8>)> {
+    let config = &site.config;
+    let item = |pi: usize| {
+        let p = &site.pages[pi];
+        let date = p.doc.date?;
+        Some(Item {
+            title: p.doc.front.title.clone().unwrap_or_default(),
+            url: config.permalink(&p.path),
+            date,
+            updated: p.doc.updated,
+            html: if config.feeds.full_content {
+                p.doc.rendered.html.clone()
+            } else {
+                p.doc.rendered.summary.clone()
+            },
+            categories: p.terms.values().flatten().map(|t| t.name.clone()).collect(),
+        })
+    };
+    let items_of = |pages: &mut dyn Iterator<Item = usize>| {
+        let mut items: Vec<Item> = pages.filter_map(item).collect();
+        items.sort_by(|a, b| (b.date, &a.url).cmp(&(a.date, &b.url)));
+        items.truncate(config.feeds.limit.max(1));
+        items
+    };
+    let mut feeds: Vec<Feed> = Vec::new();
+    feeds.push(Feed {
+        page_path: "/".into(),
+        title: config.title.clone(),
+        description: config.description.clone(),
+        items: items_of(&mut (0..site.pages.len())),
+    });
+    if config.feeds.sections {
+        for s in site.sections.iter().skip(1) {
+            feeds.push(Feed {
+                page_path: s.path.clone(),
+                title: format!("{} · {}", s.title, config.title),
+                description: s
+                    .doc
+                    .as_ref()
+                    .map_or(String::new(), |d| d.front.description.clone()),
+                items: items_of(&mut s.pages.iter().copied()),
+            });
+        }
+    }
+    if config.feeds.taxonomies {
+        for t in &site.taxonomies {
+            for (slug, term) in &t.terms {
+                feeds.push(Feed {
+                    page_path: format!("/{}/{slug}/", t.name),
+                    title: format!("{} · {}", term.name, config.title),
+                    description: String::new(),
+                    items: items_of(&mut term.pages.iter().copied()),
+                });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for f in feeds.iter().filter(|f| !f.items.is_empty()) {
+        let base = f.page_path.trim_start_matches('/');
+        if config.feeds.atom {
+            let path = format!("{base}atom.xml");
+            out.push((path.clone(), feed::atom(config, f, &format!("/{path}"))));
+        }
+        if config.feeds.rss {
+            let path = format!("{base}rss.xml");
+            out.push((path.clone(), feed::rss(config, f, &format!("/{path}"))));
+        }
+    }
+    out
+}
+
+/// An output file made by qpage itself.
+pub fn generated(bytes: Vec<u8>, what: &str) -> OutFile {
+    OutFile {
+        bytes: Arc::from(bytes),
+        origin: PathBuf::from(format!("(generated {what})")),
+    }
+}

@@ -91,8 +91,8 @@ async fn route_and_serve<B>(req: &Request<B>, shared: &Arc<Shared>) -> (SiteClas
             plain(StatusCode::BAD_REQUEST, "Bad Request: no Host\n"),
         );
     }
-    let table = shared.table.load();
-    let (deploy, class) = match table.route(host) {
+    let route = shared.table.load().route(host);
+    let (deploy, class) = match route {
         Route::Live(d, class) => (d, class),
         Route::Preview(site, id) => match shared.preview(&site.name, &id).await {
             Some(d) => (d, SiteClass::Preview),
@@ -115,7 +115,6 @@ async fn route_and_serve<B>(req: &Request<B>, shared: &Arc<Shared>) -> (SiteClas
         }
         Route::Unknown => return (SiteClass::Unknown, not_found_neutral()),
     };
-    drop(table);
     let Ok(path) = path::normalize(req.uri().path()) else {
         return (class, plain(StatusCode::BAD_REQUEST, "Bad Request\n"));
     };
@@ -202,11 +201,16 @@ async fn serve_site<B>(
                     .ok()
                     .and_then(|t| match resolve(deploy, &t) {
                         Resolved::File(k, f) => Some((k, f)),
+                        // A rewrite serves what the clean-URL redirect would lead to.
                         Resolved::Redirect(r) => {
-                            let idx = format!("{}/index.html", r.trim_end_matches('/'));
+                            let file = if r.ends_with('/') {
+                                format!("{r}index.html")
+                            } else {
+                                format!("{r}.html")
+                            };
                             deploy
                                 .files
-                                .get_key_value(idx.as_str())
+                                .get_key_value(file.as_str())
                                 .map(|(k, v)| (&**k, v))
                         }
                         Resolved::Missing => None,

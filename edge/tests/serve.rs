@@ -302,6 +302,13 @@ async fn redirect_rules() {
     let r = get(s.addr, "alpha.test", "/spa/deep/link").await;
     assert_eq!(r.status, 200);
     assert!(r.text().contains("alpha home"));
+    // Rewrites to clean URLs serve the file the URL stands for.
+    let r = get(s.addr, "alpha.test", "/docs/x").await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("alpha about"));
+    let r = get(s.addr, "alpha.test", "/c2").await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("alpha contact"));
     // 410 with the target's body.
     let r = get(s.addr, "alpha.test", "/gone").await;
     assert_eq!(r.status, 410);

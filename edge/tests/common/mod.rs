@@ -43,7 +43,7 @@ pub fn alpha_dist(dir: &Path) {
     write(
         dir,
         "_redirects",
-        b"# alpha rules\n/old /about/ 301\n/news/* /blog/:splat 302\n/go/* /:splat 302\n/spa/* /index.html 200\n/gone /index.html 410\n/store id=:id /items/:id 301\n/contact /elsewhere 301\n/shadow /moved 302!\n/abs https://example.org/x 307\n",
+        b"# alpha rules\n/old /about/ 301\n/news/* /blog/:splat 302\n/go/* /:splat 302\n/spa/* /index.html 200\n/gone /index.html 410\n/store id=:id /items/:id 301\n/contact /elsewhere 301\n/shadow /moved 302!\n/abs https://example.org/x 307\n/docs/* /about 200\n/c2 /contact/ 200\n",
     );
     write(
         dir,

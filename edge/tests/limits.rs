@@ -261,3 +261,53 @@ async fn blob_cache_stays_within_its_byte_bound() {
     assert!(s.handle.metrics().cache_misses() > m0);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let f = fixture();
+    // 16 MiB, more than loopback socket buffers hold: the server's writes must stall.
+    let tmp = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    write(tmp.path(), "big.bin", &big);
+    f.store
+        .put_site(
+            "big",
+            &SiteConfig {
+                hosts: vec!["big.test".into()],
+                aliases: vec![],
+                www: WwwPolicy::Off,
+            },
+        )
+        .unwrap();
+    let id = f.store.import_dir("big", tmp.path()).unwrap();
+    f.store.activate("big", &id).unwrap();
+    let mut cfg = config(&f.data);
+    cfg.limits.request_timeout_ms = 300;
+    let s = start(cfg).await;
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: big.test\r\n\r\n")
+        .await
+        .unwrap();
+    // Never read. The server gives up on the connection.
+    let m = s.handle.metrics();
+    let mut closed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if m.open_connections() == 0 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "connection still open");
+    // The socket got less than the whole body before being closed.
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut got)).await;
+    assert!(got.len() < big.len(), "{}", got.len());
+    // A client that reads gets all of it, streamed.
+    let r = get(s.addr, "big.test", "/big.bin").await;
+    assert_eq!(r.body.len(), big.len());
+    assert!(r.body == big);
+    s.stop().await;
+}

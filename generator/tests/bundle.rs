@@ -50,6 +50,26 @@ fn problems_of(bundle: Value) -> Vec<Problem> {
     }
 }
 
+/// The text between the first `open` and the `close` after it.
+fn inner<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
+    let start = html.find(open).unwrap_or_else(|| panic!("no {open}")) + open.len();
+    let end = html[start..]
+        .find(close)
+        .unwrap_or_else(|| panic!("no {close}"));
+    &html[start..start + end]
+}
+
+/// Decodes the character references HTML writers use for text.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&middot;", "\u{b7}")
+        .replace("&amp;", "&")
+}
+
 /// The one problem at `pointer` (fails listing all problems when there is none).
 fn at<'a>(problems: &'a [Problem], pointer: &str) -> &'a Problem {
     problems
@@ -454,7 +474,7 @@ fn error_lines_are_bundle_pointer_message() {
 
 #[test]
 fn hostile_text_round_trips_into_front_matter_and_html() {
-    let title = r#"+++ Break "out" ''' """ \ [extra] title = 'x' +++ <script>alert(1)</script>"#;
+    let title = r#"+++ Break "out" ''' """ \ [extra] title = 'x' +++ </title><script>alert(1)</script> &amp;"#;
     let answer = "First line.\n+++\ntitle = \"pwned\"\n+++\n\"\"\" ''' done";
     let mut b = example();
     b["pages"][3]["title"] = json!(title);
@@ -483,12 +503,19 @@ fn hostile_text_round_trips_into_front_matter_and_html() {
     let out = tmp.path().join("dist");
     build_example(b, &out);
     let html = read(out.join("about/index.html"));
-    assert!(!html.contains("<script>alert(1)"), "title must be escaped");
-    assert!(
-        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-        "title shown as text"
+    // The <title> holds the whole title as text: nothing ended it early.
+    assert_eq!(html.matches("<title>").count(), 1);
+    let head_title = unescape(inner(&html, "<title>", "</title>"));
+    assert_eq!(
+        head_title,
+        format!("{title} \u{b7} Copper Kettle Coffee Roasters")
     );
-    assert!(html.contains("+++ Break"), "{html}");
+    // So does the page's only <h1>, with its markup escaped.
+    assert_eq!(html.matches("<h1").count(), 1);
+    let h1 = inner(&html, "<h1", "</h1>");
+    let h1 = &h1[h1.find('>').unwrap() + 1..];
+    assert!(h1.contains("&lt;/title>&lt;script>"), "{h1}");
+    assert_eq!(unescape(h1), title);
     let faq_html = read(out.join("faq/index.html"));
     assert!(faq_html.contains("title = "), "the answer text survives");
 }

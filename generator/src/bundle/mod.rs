@@ -124,6 +124,9 @@ pub struct WrittenFile {
     pub source: String,
 }
 
+/// A file composed in memory: where it goes and its bytes.
+pub type ComposedFile = (WrittenFile, Vec<u8>);
+
 /// What a successful ingest did.
 #[derive(Debug, Clone)]
 pub struct IngestReport {
@@ -230,7 +233,7 @@ impl BundleError {
 pub fn check(
     input: impl Into<BundleInput>,
     opts: &IngestOptions,
-) -> Result<(Vec<(WrittenFile, Vec<u8>)>, IngestReport), BundleError> {
+) -> Result<(Vec<ComposedFile>, IngestReport), BundleError> {
     let input = input.into();
     let name = input.name();
     let value = match input {

@@ -13,12 +13,12 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::model::{Bundle, Image, Kind, Page};
-use super::{Problem, WrittenFile};
+use super::{ComposedFile, Problem, WrittenFile};
 
 /// The files of the site, with counts and warnings.
 pub struct Plan {
     /// Relative path, the bundle value it came from, and its bytes; in path order.
-    pub files: Vec<(WrittenFile, Vec<u8>)>,
+    pub files: Vec<ComposedFile>,
     pub pages: usize,
     pub products: usize,
     pub reviews: usize,
@@ -38,9 +38,7 @@ impl Urls {
     fn claim(&mut self, url: &str, pointer: &str, what: &str, errors: &mut Vec<Problem>) {
         if let Some((other, other_what)) = self.seen.get(url) {
             let message = if other.is_empty() || other == "/site" {
-                format!(
-                    "URL {url} is already taken by {other_what}; choose another slug for {what}"
-                )
+                format!("URL {url} is taken by {other_what}; choose another slug for {what}")
             } else {
                 format!(
                     "two records have the URL {url}: {other} ({other_what}) and {pointer} ({what}); give one of them another slug"
@@ -159,12 +157,7 @@ pub fn plan(raw: &Value, b: &Bundle, today: NaiveDate) -> Result<Plan, Vec<Probl
         let slug = normalise_slug(&p.slug, &format!("{at}/slug"), &mut errors, &mut warnings);
         if let Some(s) = &slug {
             let url = page_url(p.kind, s);
-            urls.claim(
-                &url,
-                &format!("{at}/slug"),
-                &format!("{:?} page", p.kind).to_lowercase(),
-                &mut errors,
-            );
+            urls.claim(&url, &format!("{at}/slug"), kind_name(p.kind), &mut errors);
         }
         page_slugs.push(slug);
         let date = check_date(p.date.as_deref(), &format!("{at}/date"), &mut errors);
@@ -225,7 +218,7 @@ pub fn plan(raw: &Value, b: &Bundle, today: NaiveDate) -> Result<Plan, Vec<Probl
             urls.claim(
                 &format!("/products/{s}/"),
                 &format!("{at}/slug"),
-                "product",
+                "a product",
                 &mut errors,
             );
         }
@@ -417,6 +410,15 @@ pub fn plan(raw: &Value, b: &Bundle, today: NaiveDate) -> Result<Plan, Vec<Probl
         business: b.business.is_some(),
         warnings,
     })
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Article => "an article",
+        Kind::Page => "a page",
+        Kind::Faq => "an FAQ page",
+        Kind::Review => "a review page",
+    }
 }
 
 fn page_url(kind: Kind, slug: &str) -> String {
@@ -657,7 +659,7 @@ struct Files {
 }
 
 impl Files {
-    fn into_sorted(self) -> Vec<(WrittenFile, Vec<u8>)> {
+    fn into_sorted(self) -> Vec<ComposedFile> {
         self.files
             .into_iter()
             .map(|(path, (source, bytes))| (WrittenFile { path, source }, bytes))

@@ -9,7 +9,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{BundleError, WrittenFile};
+use super::{BundleError, ComposedFile};
 
 /// What `force` replaces; everything else in the site folder is kept.
 const REPLACED: [&str; 3] = ["site.toml", "content", "data"];
@@ -18,7 +18,7 @@ const REPLACED: [&str; 3] = ["site.toml", "content", "data"];
 /// was replaced.
 pub fn write_site(
     site_dir: &Path,
-    files: &[(WrittenFile, Vec<u8>)],
+    files: &[ComposedFile],
     force: bool,
 ) -> Result<bool, BundleError> {
     let io = |path: &Path, e: std::io::Error| BundleError::io(path, e);
@@ -110,7 +110,7 @@ fn swap_in(site_dir: &Path, new: &Path, old: &Path) -> Result<(), BundleError> {
     result
 }
 
-fn write_tree(root: &Path, files: &[(WrittenFile, Vec<u8>)]) -> Result<(), BundleError> {
+fn write_tree(root: &Path, files: &[ComposedFile]) -> Result<(), BundleError> {
     for (f, bytes) in files {
         let path = root.join(&f.path);
         if let Some(dir) = path.parent() {

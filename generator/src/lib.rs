@@ -15,6 +15,7 @@ pub mod error;
 pub mod feed;
 pub mod finish;
 pub mod frontmatter;
+pub mod images;
 pub mod markdown;
 pub mod multi;
 pub mod output;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
-use qpage_edge::{ServeOptions, SiteConfig, Store, WwwPolicy};
+use qpage_edge::{DeployId, ServeOptions, SiteConfig, Store, WwwPolicy};
 
 /// Edge subcommands.
 #[derive(Debug, Subcommand)]
@@ -27,6 +27,30 @@ pub enum EdgeCmd {
         data: PathBuf,
         /// The built site directory.
         dist: PathBuf,
+    },
+    /// Make one of a site's deploys live (to roll back, or forward).
+    Activate {
+        /// Site name.
+        name: String,
+        /// Deploy id, as `qpage edge deploys NAME` lists them.
+        deploy: String,
+        /// Data directory of the edge node.
+        #[arg(long, default_value = "./qpage-data", env = "QPAGE_DATA")]
+        data: PathBuf,
+    },
+    /// List a site's deploys, oldest first; `*` marks the live one.
+    Deploys {
+        /// Site name.
+        name: String,
+        /// Data directory of the edge node.
+        #[arg(long, default_value = "./qpage-data", env = "QPAGE_DATA")]
+        data: PathBuf,
+    },
+    /// List the sites of a data directory with their hosts and live deploy.
+    Sites {
+        /// Data directory of the edge node.
+        #[arg(long, default_value = "./qpage-data", env = "QPAGE_DATA")]
+        data: PathBuf,
     },
     /// Serve the sites of a data directory.
     Serve {
@@ -86,6 +110,36 @@ pub fn run(cmd: EdgeCmd) -> anyhow::Result<()> {
                 .with_context(|| format!("importing {}", dist.display()))?;
             store.activate(&name, &id)?;
             println!("site {name}: deploy {id} is live");
+            Ok(())
+        }
+        EdgeCmd::Activate { name, deploy, data } => {
+            let store = Store::open(&data)?;
+            let id = DeployId::parse(&deploy)
+                .with_context(|| format!("{deploy:?} is not a deploy id (16 hex digits)"))?;
+            store.activate(&name, &id)?;
+            println!("site {name}: deploy {id} is live");
+            Ok(())
+        }
+        EdgeCmd::Deploys { name, data } => {
+            let store = Store::open(&data)?;
+            let live = store.live(&name)?;
+            for (id, created) in store.deploys(&name)? {
+                let mark = if live.as_ref() == Some(&id) { "*" } else { " " };
+                println!("{mark} {id}  imported {created}");
+            }
+            Ok(())
+        }
+        EdgeCmd::Sites { data } => {
+            let store = Store::open(&data)?;
+            for name in store.list_sites()? {
+                let cfg = store.site_config(&name)?;
+                let live = store
+                    .live(&name)?
+                    .map_or_else(|| "-".to_string(), |d| d.to_string());
+                let mut hosts = cfg.hosts.clone();
+                hosts.extend(cfg.aliases.iter().cloned());
+                println!("{name}\t{live}\t{}", hosts.join(" "));
+            }
             Ok(())
         }
         EdgeCmd::Serve {

@@ -306,6 +306,29 @@ impl Store {
         Ok(deploy)
     }
 
+    /// A site's deploys, oldest first, with their import times (seconds since the epoch).
+    pub fn deploys(&self, site: &str) -> Result<Vec<(DeployId, u64)>> {
+        self.site_config(site)?;
+        let dir = self.site_dir(site).join("deploys");
+        let mut out = Vec::new();
+        let rd = std::fs::read_dir(&dir).map_err(|e| EdgeError::io(&dir, e))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| EdgeError::io(&dir, e))?;
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(DeployId::parse)
+            else {
+                continue;
+            };
+            let created = self.deploy(site, &id)?.created;
+            out.push((id, created));
+        }
+        out.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        Ok(out)
+    }
+
     /// Reads a deploy's `_redirects` and `_headers` rules.
     pub fn deploy_rules(&self, deploy: &Deploy) -> Result<(Redirects, Headers)> {
         let read = |name: &str| -> Result<Option<String>> {

@@ -66,6 +66,17 @@ fn import_uses_the_generator_manifest() {
     assert_eq!(store.live("s").unwrap(), Some(id.clone()));
     // Same files, same deploy.
     assert_eq!(store.import_dir("s", &dist).unwrap(), id);
+    write(&dist, "feed", b"<rss></rss>");
+    std::fs::remove_file(dist.join(".qpage/manifest.json")).unwrap();
+    let id2 = store.import_dir("s", &dist).unwrap();
+    let ids: Vec<_> = store
+        .deploys("s")
+        .unwrap()
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&id) && ids.contains(&id2));
 }
 
 #[test]

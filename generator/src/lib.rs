@@ -7,6 +7,7 @@
 //! [`output`] (atomic write + manifest). [`build`] runs it for one site, [`multi`] for many.
 
 pub mod build;
+pub mod check;
 pub mod bundle;
 pub mod config;
 pub mod content;

@@ -480,6 +480,7 @@ fn hostile_text_round_trips_into_front_matter_and_html() {
     b["pages"][3]["title"] = json!(title);
     b["pages"][3]["description"] = json!("Quotes \" and ''' and +++ too");
     b["pages"][2]["faqs"][0]["answer"] = json!(answer);
+    b["pages"][1]["faqs"][0]["answer"] = json!(answer); // a dated article
 
     let tmp = tempfile::tempdir().unwrap();
     let site = tmp.path().join("site");
@@ -499,6 +500,16 @@ fn hostile_text_round_trips_into_front_matter_and_html() {
     // The only change: a line that is exactly `+++` gets a leading space.
     assert_eq!(got, answer.replace("\n+++\n", "\n +++\n"));
     assert!(!split.front.extra.contains_key("title"));
+    let article = read(site.join("content/blog/spring-brewing-classes-2025.md"));
+    let split = qpage_generator::frontmatter::split(&article, Path::new("a.md")).unwrap();
+    assert_eq!(
+        split.front.date.as_ref().unwrap().to_date().unwrap(),
+        NaiveDate::from_ymd_opt(2025, 3, 28).unwrap()
+    );
+    assert_eq!(
+        split.front.extra["faqs"][0]["answer"].as_str().unwrap(),
+        answer.replace("\n+++\n", "\n +++\n")
+    );
 
     let out = tmp.path().join("dist");
     build_example(b, &out);

@@ -35,7 +35,7 @@ impl Default for ImageSettings {
     fn default() -> Self {
         ImageSettings {
             widths: DEFAULT_WIDTHS.to_vec(),
-            avif_quality: 60.0,
+            avif_quality: 75.0,
             avif_speed: 6,
             jpeg_quality: 80,
             png_level: 2,

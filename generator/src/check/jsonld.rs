@@ -147,11 +147,19 @@ fn top_level(ty: &str) -> Required {
     }
 }
 
-/// Requirements of a type wherever it appears (nested parts of rich results).
-fn anywhere(ty: &str) -> Required {
+/// Requirements of the offers of a Product (an Offer elsewhere, say a service a
+/// LocalBusiness `makesOffer`, needs no price).
+fn product_offer(ty: &str) -> Required {
     match ty {
         "Offer" => &[&["price", "priceSpecification"]],
         "AggregateOffer" => &[&["lowPrice"], &["priceCurrency"]],
+        _ => &[],
+    }
+}
+
+/// Requirements of a type wherever it appears (nested parts of rich results).
+fn anywhere(ty: &str) -> Required {
+    match ty {
         "AggregateRating" => &[&["ratingValue"], &["ratingCount", "reviewCount"]],
         "Review" => &[&["author"], &["reviewRating"]],
         "Rating" => &[&["ratingValue"]],
@@ -170,9 +178,20 @@ pub(crate) fn check(text: &str) -> Vec<(&'static str, String)> {
     };
     let mut out = Vec::new();
     for item in top_items(&value) {
-        visit(item, true, "", &mut out);
+        visit(item, Place::Top, "", &mut out);
     }
     out
+}
+
+/// Where an item sits, which decides what it needs.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    /// A top-level item or a member of `@graph`.
+    Top,
+    /// The `offers` of a Product.
+    ProductOffer,
+    /// Anywhere else.
+    Nested,
 }
 
 /// The items of a script: an object, an array of them, or a `@graph`.
@@ -217,18 +236,21 @@ fn present(v: Option<&Value>) -> bool {
     }
 }
 
-fn visit(v: &Value, top: bool, at: &str, out: &mut Vec<(&'static str, String)>) {
+fn visit(v: &Value, place: Place, at: &str, out: &mut Vec<(&'static str, String)>) {
     match v {
         Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
-                visit(x, false, &format!("{at}[{i}]"), out);
+                visit(x, place, &format!("{at}[{i}]"), out);
             }
         }
         Value::Object(o) => {
-            for ty in types(o) {
+            let types = types(o);
+            for &ty in &types {
                 let mut req: Vec<&[&str]> = anywhere(ty).to_vec();
-                if top {
-                    req.extend_from_slice(top_level(ty));
+                match place {
+                    Place::Top => req.extend_from_slice(top_level(ty)),
+                    Place::ProductOffer => req.extend_from_slice(product_offer(ty)),
+                    Place::Nested => {}
                 }
                 for one_of in req {
                     if !one_of.iter().any(|p| present(o.get(*p))) {
@@ -245,9 +267,15 @@ fn visit(v: &Value, top: bool, at: &str, out: &mut Vec<(&'static str, String)>) 
                     }
                 }
             }
+            let product = types.contains(&"Product");
             for (k, x) in o {
                 if !k.starts_with('@') {
-                    visit(x, false, &format!("{at}.{k}"), out);
+                    let place = if product && k == "offers" {
+                        Place::ProductOffer
+                    } else {
+                        Place::Nested
+                    };
+                    visit(x, place, &format!("{at}.{k}"), out);
                 }
             }
         }
@@ -291,6 +319,17 @@ mod tests {
         assert_eq!(
             rules(r#"{"@graph":[{"@type":["Organization"],"name":"O","url":""}]}"#),
             vec!["Organization has no url"]
+        );
+        assert_eq!(
+            rules(
+                r#"{"@type":"Product","name":"T","offers":[{"@type":"AggregateOffer","lowPrice":1}]}"#
+            ),
+            vec!["AggregateOffer (at .offers[0]) has no priceCurrency"]
+        );
+        // An Offer outside a Product (a service a business offers) needs no price.
+        assert!(
+            rules(r#"{"@type":"Bakery","name":"B","address":"A","makesOffer":[{"@type":"Offer","itemOffered":{"@type":"Service","name":"Catering"}}]}"#)
+                .is_empty()
         );
         // A nested Organization (publisher) needs no url.
         assert!(

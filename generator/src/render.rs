@@ -714,7 +714,7 @@ fn describe<'a>(
                     .unwrap_or_default(),
                 word_count: p.doc.rendered.word_count,
                 noindex: front.draft,
-                feeds: Vec::new(),
+                feeds: feed_links(site, "/"),
                 alternates: Vec::new(),
                 faqs: faqs_of(front.extra.get("faqs")),
                 record: if template == "business.html" {

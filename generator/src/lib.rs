@@ -7,8 +7,8 @@
 //! [`output`] (atomic write + manifest). [`build`] runs it for one site, [`multi`] for many.
 
 pub mod build;
-pub mod check;
 pub mod bundle;
+pub mod check;
 pub mod config;
 pub mod content;
 pub mod data;

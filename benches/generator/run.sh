@@ -50,12 +50,13 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
 TMPDIRS=()
 cleanup() {
-  [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null
+  if [ -n "${SAMPLER:-}" ]; then kill "$SAMPLER" 2>/dev/null || true; fi
   if [ "$KEEP" = 0 ]; then for d in "${TMPDIRS[@]}"; do rm -rf "$d"; done; else log "kept: ${TMPDIRS[*]}"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-mkwork() { local d; d="$(mktemp -d "$1/qpage-bench.XXXXXX")"; TMPDIRS+=("$d"); echo "$d"; }
+# mkwork BASE: sets W to a new work dir under BASE (not via $(...), so the trap sees it)
+mkwork() { W="$(mktemp -d "$1/qpage-bench.XXXXXX")"; TMPDIRS+=("$W"); }
 
 if [ -n "${RESULTS:-}" ]; then :; else RESULTS="$(mktemp /tmp/qpage-bench-results.XXXXXX)"; TMPDIRS+=("$RESULTS"); fi
 : > "$RESULTS"
@@ -112,7 +113,7 @@ qpage_check() {
 # ---- single site: N pages ---------------------------------------------------------------------
 bench_site() {
   local fs="$1" base="$2" n="$3"
-  local w; w="$(mkwork "$base")"
+  mkwork "$base"; local w="$W"
   log "[$fs] generating $n pages in $w"
   python3 "$HERE/gen_corpus.py" site --pages "$n" --seed "$SEED" --qpage "$w/q" --hugo "$w/h"
   # warm-up (untimed): page cache, and a correctness check
@@ -144,7 +145,7 @@ export HUGO
 
 bench_many() {
   local fs="$1" base="$2" m="$3"
-  local w; w="$(mkwork "$base")"
+  mkwork "$base"; local w="$W"
   log "[$fs] generating $m sites x $MANY_PAGES pages in $w"
   python3 "$HERE/gen_corpus.py" sites --sites "$m" --pages "$MANY_PAGES" --seed "$SEED" --qpage "$w/q" --hugo "$w/h"
   local clean_q="rm -rf $w/q/*/dist" clean_h="rm -rf $w/h/*/dist"

@@ -21,7 +21,7 @@ pub enum EdgeCmd {
         aliases: Vec<String>,
         /// www/apex redirect policy.
         #[arg(long, value_enum, default_value = "apex")]
-        www: Www,
+        www: WwwArg,
         /// Data directory of the edge node.
         #[arg(long, default_value = "./qpage-data", env = "QPAGE_DATA")]
         data: PathBuf,
@@ -71,7 +71,7 @@ pub enum EdgeCmd {
 
 /// The www/apex policy on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Www {
+pub enum WwwArg {
     /// www.HOST redirects to HOST.
     Apex,
     /// HOST redirects to www.HOST.
@@ -93,9 +93,9 @@ pub fn run(cmd: EdgeCmd) -> anyhow::Result<()> {
         } => {
             let store = Store::open(&data)?;
             let www = match www {
-                Www::Apex => WwwPolicy::Apex,
-                Www::Www => WwwPolicy::Www,
-                Www::Off => WwwPolicy::Off,
+                WwwArg::Apex => WwwPolicy::Apex,
+                WwwArg::Www => WwwPolicy::Www,
+                WwwArg::Off => WwwPolicy::Off,
             };
             store.put_site(
                 &name,

@@ -27,14 +27,17 @@ enum Cmd {
     /// Build a site (or every site under a folder with --sites).
     Build {
         /// The site folder (holding site.toml).
-        #[arg(default_value = ".", conflicts_with = "sites")]
+        #[arg(default_value = ".", conflicts_with_all = ["sites", "bundle"])]
         site: PathBuf,
         /// Where to write the site (default: SITE/dist).
         #[arg(short, long, conflicts_with = "sites")]
         output: Option<PathBuf>,
         /// Build every site folder under DIR, each into its own dist/.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "bundle")]
         sites: Option<PathBuf>,
+        /// Build straight from an AI content bundle (JSON) into --output (default: dist).
+        #[arg(long, value_name = "BUNDLE.json")]
+        bundle: Option<PathBuf>,
         /// Include draft pages.
         #[arg(long)]
         drafts: bool,
@@ -81,9 +84,28 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             site,
             output,
             sites,
+            bundle,
             drafts,
             future,
         } => {
+            if let Some(bundle) = bundle {
+                let out = output.unwrap_or_else(|| PathBuf::from("dist"));
+                let opts = BuildOptions {
+                    drafts,
+                    future,
+                    ..Default::default()
+                };
+                return match qpage_generator::bundle::build_bundle_with(&bundle, &out, &opts) {
+                    Ok(b) => {
+                        print_report(&b.build);
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        Ok(ExitCode::FAILURE)
+                    }
+                };
+            }
             let opts = BuildOptions {
                 site_dir: site,
                 output,
@@ -123,6 +145,12 @@ fn build_one(opts: &BuildOptions) -> ExitCode {
 fn print_report(r: &BuildReport) {
     for w in &r.warnings {
         eprintln!("warning: {w}");
+    }
+    if r.sanitized > 0 {
+        eprintln!(
+            "note: removed {} unsafe piece(s) of raw HTML from content (set unsafe_html = true to keep raw HTML)",
+            r.sanitized
+        );
     }
     let phases: Vec<String> = r
         .timings

@@ -98,3 +98,25 @@ fn many_sites_build_report_and_fail_together() {
     );
     assert!(t.contains("b/site.toml"), "{t}");
 }
+
+#[test]
+fn build_straight_from_a_bundle() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bundle = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/bundle.json");
+    let bundle = bundle.to_string_lossy().into_owned();
+    let o = qpage(
+        &["build", "--bundle", &bundle, "--output", "out"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(tmp.path().join("out/index.html").is_file());
+    assert!(tmp.path().join("out/sitemap.xml").is_file());
+    std::fs::write(tmp.path().join("bad.json"), "{\"site\": 1}").expect("write");
+    let o = qpage(
+        &["build", "--bundle", "bad.json", "--output", "out2"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("bad.json"), "{}", text(&o));
+    assert!(!tmp.path().join("out2").exists());
+}

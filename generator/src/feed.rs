@@ -41,10 +41,11 @@ pub struct Feed {
 pub fn absolutize(html: &str, base_url: &str) -> String {
     use lol_html::{RewriteStrSettings, element, rewrite_str};
     let fix = |el: &mut lol_html::html_content::Element, attr: &str| {
-        if let Some(v) = el.get_attribute(attr) {
-            if v.starts_with('/') && !v.starts_with("//") {
-                let _ = el.set_attribute(attr, &format!("{base_url}{v}"));
-            }
+        if let Some(v) = el.get_attribute(attr)
+            && v.starts_with('/')
+            && !v.starts_with("//")
+        {
+            let _ = el.set_attribute(attr, &format!("{base_url}{v}"));
         }
     };
     rewrite_str(

@@ -70,20 +70,18 @@ impl<'a> Rewriter<'a> {
                                 el.set_attribute("decoding", "async")?;
                             }
                         }
-                        if let Some(src) = el.get_attribute("src") {
-                            if !src.starts_with("data:") {
+                        if let Some(src) = el.get_attribute("src")
+                            && !src.starts_with("data:") {
                                 images.borrow_mut().push(src);
                             }
-                        }
                         Ok(())
                     }))
                 .append_element_content_handler(element!("link[href], script[src]", |el| {
                         let attr = if el.tag_name() == "link" { "href" } else { "src" };
-                        if let Some(v) = el.get_attribute(attr) {
-                            if let Some(new) = self.assets.get(&v) {
+                        if let Some(v) = el.get_attribute(attr)
+                            && let Some(new) = self.assets.get(&v) {
                                 el.set_attribute(attr, new)?;
                             }
-                        }
                         Ok(())
                     })),
             |c: &[u8]| out.extend_from_slice(c),

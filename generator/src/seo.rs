@@ -285,10 +285,10 @@ fn graph(
         })),
         Kind::Record | Kind::NotFound => {}
     }
-    if let Some((fields, schema, file)) = &info.record {
-        if let Some(node) = record_node(config, fields, schema, canonical, file, warnings) {
-            nodes.push(node);
-        }
+    if let Some((fields, schema, file)) = &info.record
+        && let Some(node) = record_node(config, fields, schema, canonical, file, warnings)
+    {
+        nodes.push(node);
     }
     if !info.faqs.is_empty() {
         nodes.push(json!({
@@ -432,11 +432,11 @@ fn record_node(
                 p["offers"] = offer;
             }
             let mut has_rating = false;
-            if let Some(Value::Object(r)) = f.get("rating") {
-                if let (Some(v), Some(c)) = (text(r, "value"), text(r, "count")) {
-                    has_rating = true;
-                    p["aggregateRating"] = json!({"@type": "AggregateRating", "ratingValue": v, "reviewCount": c, "bestRating": 5, "worstRating": 1});
-                }
+            if let Some(Value::Object(r)) = f.get("rating")
+                && let (Some(v), Some(c)) = (text(r, "value"), text(r, "count"))
+            {
+                has_rating = true;
+                p["aggregateRating"] = json!({"@type": "AggregateRating", "ratingValue": v, "reviewCount": c, "bestRating": 5, "worstRating": 1});
             }
             let reviews: Vec<Value> = match f.get("reviews") {
                 Some(Value::Array(items)) => items

@@ -43,7 +43,9 @@ fn blog_builds() {
         "categories/index.html",
         "blog/page/2/index.html",
         "blog/guides/index.html",
-        "style.css",
+        "sitemap.xml",
+        "atom.xml",
+        "robots.txt",
         ".qpage/manifest.json",
     ] {
         assert!(out.join(f).is_file(), "{f} missing");

@@ -96,7 +96,7 @@ pub fn head(config: &SiteConfig, info: &PageInfo, warnings: &mut Vec<Diagnostic>
     let description = if info.description.trim().is_empty() {
         config.description.clone()
     } else {
-        info.description.trim().to_string()
+        clip_words(info.description.trim(), 160)
     };
     let robots =
         (info.noindex || info.kind == Kind::NotFound).then(|| "noindex, follow".to_string());
@@ -312,6 +312,24 @@ fn graph(
         nodes.push(json!({"@type": "BreadcrumbList", "itemListElement": items}));
     }
     nodes
+}
+
+/// Shortens text to at most `max` characters at a word boundary, ending in `…`.
+fn clip_words(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for word in s.split_whitespace() {
+        if out.chars().count() + word.chars().count() + 2 > max {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.trim_end_matches([',', ';', ':', '.']).to_string() + "…"
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -670,6 +688,20 @@ mod tests {
             "https://a.test/blog/hello/"
         );
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn long_descriptions_are_clipped_at_a_word() {
+        let mut i = info(Kind::Record);
+        let long = "word ".repeat(60);
+        i.description = long;
+        let h = head(&config(), &i, &mut Vec::new());
+        assert!(
+            h.description.chars().count() <= 160,
+            "{}",
+            h.description.len()
+        );
+        assert!(h.description.ends_with("word…"), "{}", h.description);
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //! absolute URLs (relative links in entry HTML are made absolute).
 
 use chrono::NaiveDate;
-use quick_xml::Writer;
-use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::events::BytesText;
 
 use crate::config::SiteConfig;
 
@@ -69,15 +68,9 @@ fn rfc2822(d: NaiveDate) -> String {
         .unwrap_or_default()
 }
 
-fn writer() -> Writer<Vec<u8>> {
-    let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
-    let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
-    w
-}
-
 /// An Atom 1.0 document; `self_path` is the feed's own site path.
 pub fn atom(config: &SiteConfig, feed: &Feed, self_path: &str) -> Vec<u8> {
-    let mut w = writer();
+    let mut w = crate::sitemap::writer();
     let page_url = config.permalink(&feed.page_path);
     let updated = feed
         .items
@@ -154,14 +147,12 @@ pub fn atom(config: &SiteConfig, feed: &Feed, self_path: &str) -> Vec<u8> {
             }
             Ok(())
         });
-    let mut out = w.into_inner();
-    out.push(b'\n');
-    out
+    crate::sitemap::finish(w)
 }
 
 /// An RSS 2.0 document; `self_path` is the feed's own site path.
 pub fn rss(config: &SiteConfig, feed: &Feed, self_path: &str) -> Vec<u8> {
-    let mut w = writer();
+    let mut w = crate::sitemap::writer();
     let page_url = config.permalink(&feed.page_path);
     let _ = w
         .create_element("rss")
@@ -220,9 +211,7 @@ pub fn rss(config: &SiteConfig, feed: &Feed, self_path: &str) -> Vec<u8> {
             })?;
             Ok(())
         });
-    let mut out = w.into_inner();
-    out.push(b'\n');
-    out
+    crate::sitemap::finish(w)
 }
 
 #[cfg(test)]

@@ -96,7 +96,8 @@ fn entry_size(e: &Entry) -> usize {
             .sum::<usize>()
 }
 
-fn writer() -> Writer<Vec<u8>> {
+/// An XML writer with the UTF-8 declaration written (shared with the feeds).
+pub(crate) fn writer() -> Writer<Vec<u8>> {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
     let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
     w
@@ -141,9 +142,7 @@ fn urlset(entries: &[Entry]) -> Vec<u8> {
         }
         Ok(())
     });
-    let mut out = w.into_inner();
-    out.push(b'\n');
-    out
+    finish(w)
 }
 
 fn index(entries: &[(String, Option<NaiveDate>)]) -> Vec<u8> {
@@ -165,6 +164,11 @@ fn index(entries: &[(String, Option<NaiveDate>)]) -> Vec<u8> {
             }
             Ok(())
         });
+    finish(w)
+}
+
+/// The document's bytes, ending in a newline.
+pub(crate) fn finish(w: Writer<Vec<u8>>) -> Vec<u8> {
     let mut out = w.into_inner();
     out.push(b'\n');
     out

@@ -43,11 +43,10 @@ PY
 done
 
 echo "== qpage (ravif, one thread) at quality:speed $qpage_settings"
-(cd "$root" && cargo test -q --release -p qpage-generator --test images --no-run)
+(cd "$root" && cargo build -q --release -p qpage-generator --example image_bench)
 QPAGE_BENCH_MODE=encode QPAGE_BENCH_IN="$work/ref" QPAGE_BENCH_OUT="$work/qpage" \
   QPAGE_BENCH_SETTINGS="$qpage_settings" QPAGE_BENCH_RUNS="$runs" \
-  cargo test -q --release --manifest-path "$root/Cargo.toml" -p qpage-generator --test images \
-  -- --ignored --nocapture --exact bench_harness | grep '^qpage,' > "$work/qpage.csv"
+  cargo run -q --release --manifest-path "$root/Cargo.toml" -p qpage-generator --example image_bench | grep '^qpage,' > "$work/qpage.csv"
 : > "$work/qpage-ssim.csv"
 for d in "$work"/qpage/*/; do
   s="$(basename "$d")"
@@ -96,8 +95,7 @@ for i in range(500):
 PY
 QPAGE_BENCH_MODE=rebuild QPAGE_BENCH_IN="$work/rebuild-in" QPAGE_BENCH_CACHE="$work/cache" \
   QPAGE_BENCH_RUNS="${REBUILD_RUNS:-5}" \
-  cargo test -q --release --manifest-path "$root/Cargo.toml" -p qpage-generator --test images \
-  -- --ignored --nocapture --exact bench_harness | grep '^rebuild,' | tee "$work/rebuild.csv"
+  cargo run -q --release --manifest-path "$root/Cargo.toml" -p qpage-generator --example image_bench | grep '^rebuild,' | tee "$work/rebuild.csv"
 
 echo "== summary"
 python3 "$here/summarize.py" "$work" "$source_q" | tee "$work/summary.md"

@@ -81,7 +81,7 @@ pub fn render_site(
         .par_iter()
         .map(|job| {
             let mut warnings = Vec::new();
-            let described = describe(site, job, opts);
+            let described = describe(site, job);
             let head = described
                 .as_ref()
                 .map(|(info, _)| seo::head(&site.config, info, &mut warnings));
@@ -642,12 +642,7 @@ fn business_record(
 }
 
 /// What the head and the sitemap know about a job's page, and its last modification.
-fn describe<'a>(
-    site: &'a Site,
-    job: &'a Job,
-    opts: RenderOptions,
-) -> Option<(PageInfo<'a>, Option<NaiveDate>)> {
-    let _ = opts;
+fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<NaiveDate>)> {
     let newest = |pages: &[usize]| {
         pages
             .iter()

@@ -15,7 +15,6 @@ use crate::content::{Document, Loaded};
 use crate::data::Collections;
 use crate::error::Diagnostic;
 use crate::frontmatter::SortBy;
-use crate::markdown::TocEntry;
 
 /// A link to another page or section.
 #[derive(Debug, Clone, Serialize)]
@@ -470,6 +469,3 @@ fn sort_key(fields: &Map<String, Value>, field: &str) -> (u8, String) {
         None => (3, String::new()),
     }
 }
-
-/// A page's table of contents entry list (re-exported for templates).
-pub type Toc = Vec<TocEntry>;

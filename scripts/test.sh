@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_build_tools
+need_test_servers
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -8,9 +8,22 @@ use bytes::Bytes;
 use crate::metrics::Metrics;
 use crate::store::{Store, Variant};
 
+/// A cache key: a blob hash and a variant. Hashing reads 16 hex digits of the
+/// (uniformly distributed) sha256 instead of all 64; equality compares the whole key.
+#[derive(Clone, PartialEq, Eq)]
+struct Key(Arc<str>, Variant);
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let b = self.0.as_bytes();
+        state.write(&b[..b.len().min(16)]);
+        self.1.hash(state);
+    }
+}
+
 /// Blob bodies by (hash, variant).
 pub(crate) struct BlobCache {
-    cache: moka::sync::Cache<(Arc<str>, Variant), Bytes>,
+    cache: moka::sync::Cache<Key, Bytes>,
     max_object: u64,
     store: Store,
 }
@@ -19,7 +32,7 @@ impl BlobCache {
     pub(crate) fn new(store: Store, max_bytes: u64, max_object: u64) -> BlobCache {
         let cache = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|_k: &(Arc<str>, Variant), v: &Bytes| {
+            .weigher(|_k: &Key, v: &Bytes| {
                 u32::try_from(v.len() + 128).unwrap_or(u32::MAX)
             })
             .build();
@@ -37,7 +50,7 @@ impl BlobCache {
         variant: Variant,
         metrics: &Metrics,
     ) -> Option<Bytes> {
-        let b = self.cache.get(&(hash.clone(), variant))?;
+        let b = self.cache.get(&Key(hash.clone(), variant))?;
         metrics.cache_hit();
         Some(b)
     }
@@ -49,18 +62,23 @@ impl BlobCache {
         variant: Variant,
         metrics: &Metrics,
     ) -> std::io::Result<Bytes> {
-        let key = (hash.clone(), variant);
+        let key = Key(hash.clone(), variant);
         if let Some(b) = self.cache.get(&key) {
             metrics.cache_hit();
             return Ok(b);
         }
         metrics.cache_miss();
         let path = self.store.blob_path(hash, variant);
-        let bytes = Bytes::from(
-            tokio::task::spawn_blocking(move || std::fs::read(path))
-                .await
-                .map_err(std::io::Error::other)??,
-        );
+        // Large bodies keep their file open so they can be sent with sendfile.
+        let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Bytes> {
+            use std::io::Read;
+            let mut file = std::fs::File::open(path)?;
+            let mut data = Vec::new();
+            file.read_to_end(&mut data)?;
+            Ok(crate::zerocopy::body(data, file))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         if (bytes.len() as u64) <= self.max_object {
             self.cache.insert(key, bytes.clone());
         }

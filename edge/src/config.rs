@@ -86,6 +86,10 @@ pub struct LimitsConfig {
     pub max_h2_streams: u32,
     /// On shutdown, time given to in-flight requests to finish, in milliseconds.
     pub drain_timeout_ms: u64,
+    /// Whole-request deadline: time from a request's headers to its response's last
+    /// byte, in milliseconds, however steadily the client reads (the connection is
+    /// then closed). Header reading has its own limit, `header_read_timeout_ms`.
+    pub response_deadline_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -99,6 +103,7 @@ impl Default for LimitsConfig {
             max_connections_per_ip: 512,
             max_h2_streams: 128,
             drain_timeout_ms: 10_000,
+            response_deadline_ms: 300_000,
         }
     }
 }
@@ -193,7 +198,10 @@ impl EdgeConfig {
                     .into(),
             ));
         }
-        if self.limits.header_read_timeout_ms == 0 || self.limits.request_timeout_ms == 0 {
+        if self.limits.header_read_timeout_ms == 0
+            || self.limits.request_timeout_ms == 0
+            || self.limits.response_deadline_ms == 0
+        {
             return Err(EdgeError::Config("timeouts must be at least 1 ms".into()));
         }
         if self.routing.redirect_scheme != "http" && self.routing.redirect_scheme != "https" {

@@ -19,6 +19,11 @@ use crate::store::Variant;
 /// The response body type: a body in memory, or a large file streamed from the store.
 pub(crate) type Body = http_body_util::Either<Full<Bytes>, FileBody>;
 
+// Parsed once, not on every request.
+const SURROGATE_KEY: header::HeaderName = header::HeaderName::from_static("surrogate-key");
+const CACHE_TAG: header::HeaderName = header::HeaderName::from_static("cache-tag");
+const CDN_CACHE_CONTROL: header::HeaderName = header::HeaderName::from_static("cdn-cache-control");
+
 fn full(b: Bytes) -> Body {
     http_body_util::Either::Left(Full::new(b))
 }
@@ -304,8 +309,8 @@ fn site_plain(
 /// Headers every response of a site carries: purge tags, security defaults, then the
 /// site's `_headers` for the path (which override the defaults).
 fn site_headers(h: &mut HeaderMap, policy: &Policy, deploy: &LiveDeploy, path: &str) {
-    h.insert("surrogate-key", deploy.surrogate_key.clone());
-    h.insert("cache-tag", deploy.cache_tag.clone());
+    h.insert(SURROGATE_KEY, deploy.surrogate_key.clone());
+    h.insert(CACHE_TAG, deploy.cache_tag.clone());
     for (name, value) in &policy.security {
         h.insert(name.clone(), value.clone());
     }
@@ -336,7 +341,7 @@ async fn file_response<B>(
         h.insert(header::CACHE_CONTROL, policy.immutable.clone());
     } else {
         h.insert(header::CACHE_CONTROL, policy.revalidate.clone());
-        h.insert("cdn-cache-control", policy.cdn.clone());
+        h.insert(CDN_CACHE_CONTROL, policy.cdn.clone());
     }
     let compressible = file.br.is_some() || file.gz.is_some();
     if compressible {
@@ -436,7 +441,9 @@ async fn file_response<B>(
             }
             _ => (0, enc_len),
         };
-        match FileBody::open(shared.store.blob_path(&file.hash, variant), start, len).await {
+        let deadline = Instant::now() + policy.response_deadline;
+        let path = shared.store.blob_path(&file.hash, variant);
+        match FileBody::open(path, start, len, deadline).await {
             Ok(b) => {
                 let mut r = Response::new(http_body_util::Either::Right(b));
                 *r.status_mut() = status;
@@ -517,10 +524,17 @@ pub(crate) struct FileBody {
     file: tokio::fs::File,
     remaining: u64,
     chunk: Vec<u8>,
+    /// The whole-request deadline: past it the stream fails and the connection closes.
+    deadline: Instant,
 }
 
 impl FileBody {
-    async fn open(path: std::path::PathBuf, start: u64, len: u64) -> std::io::Result<FileBody> {
+    async fn open(
+        path: std::path::PathBuf,
+        start: u64,
+        len: u64,
+        deadline: Instant,
+    ) -> std::io::Result<FileBody> {
         use tokio::io::AsyncSeekExt;
         let mut file = tokio::fs::File::open(path).await?;
         if start > 0 {
@@ -530,6 +544,7 @@ impl FileBody {
             file,
             remaining: len,
             chunk: Vec::new(),
+            deadline,
         })
     }
 }
@@ -547,6 +562,12 @@ impl hyper::body::Body for FileBody {
         let this = &mut *self;
         if this.remaining == 0 {
             return Poll::Ready(None);
+        }
+        if Instant::now() >= this.deadline {
+            return Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "response deadline passed",
+            ))));
         }
         let want = this.remaining.min(64 * 1024) as usize;
         this.chunk.resize(want, 0);

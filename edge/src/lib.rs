@@ -25,6 +25,7 @@ mod server;
 mod signals;
 mod state;
 mod store;
+mod zerocopy;
 
 pub use config::{CacheConfig, EdgeConfig, HttpConfig, LimitsConfig, RoutingConfig};
 pub use error::{EdgeError, Result};

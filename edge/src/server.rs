@@ -151,6 +151,7 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let builder = connection_builder(&cfg);
             let write_timeout = Duration::from_millis(limits.request_timeout_ms);
+            let deadline = Duration::from_millis(limits.response_deadline_ms);
             let first_byte = Duration::from_millis(limits.header_read_timeout_ms);
             drop(cfg);
             let sh = shared.clone();
@@ -171,7 +172,7 @@ impl Server {
                         let sh = service_shared.clone();
                         async move { Ok::<_, std::convert::Infallible>(handler::handle(req, sh).await) }
                     });
-                    let io = TokioIo::new(StallTimeout::new(stream, write_timeout));
+                    let io = TokioIo::new(StallTimeout::new(stream, write_timeout, deadline));
                     let conn = builder.serve_connection(io, service);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
@@ -307,19 +308,26 @@ impl Drop for IpGuard {
 }
 
 /// A stream whose writes fail once they have made no progress for `limit` (a client
-/// that stops reading its response cannot hold the connection forever).
+/// that stops reading its response cannot hold the connection forever), or once a
+/// response has been written for longer than `total` (a client reading just fast
+/// enough to dodge `limit` cannot either: the whole-request deadline). A response
+/// starts with the first write after a completed flush.
 struct StallTimeout {
     inner: TcpStream,
     limit: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    total: Duration,
+    busy: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl StallTimeout {
-    fn new(inner: TcpStream, limit: Duration) -> Self {
+    fn new(inner: TcpStream, limit: Duration, total: Duration) -> Self {
         StallTimeout {
             inner,
             limit,
             deadline: None,
+            total,
+            busy: None,
         }
     }
 
@@ -330,6 +338,16 @@ impl StallTimeout {
     ) -> Poll<std::io::Result<T>> {
         match r {
             Poll::Pending => {
+                let total = self.total;
+                let busy = self
+                    .busy
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(total)));
+                if busy.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "response deadline passed",
+                    )));
+                }
                 let limit = self.limit;
                 let sleep = self
                     .deadline
@@ -375,7 +393,10 @@ impl AsyncWrite for StallTimeout {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let r = match crate::zerocopy::poll_write(&self.inner, cx, bufs) {
+            Some(r) => r,
+            None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+        };
         self.on_write(cx, r)
     }
 
@@ -385,7 +406,12 @@ impl AsyncWrite for StallTimeout {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_flush(cx);
-        self.on_write(cx, r)
+        let r = self.on_write(cx, r);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            // Everything written so far is out: the next write starts a new response.
+            self.busy = None;
+        }
+        r
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

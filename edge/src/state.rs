@@ -21,6 +21,7 @@ pub(crate) struct Policy {
     pub security: Vec<(HeaderName, HeaderValue)>,
     pub redirect_scheme: String,
     pub request_timeout: std::time::Duration,
+    pub response_deadline: std::time::Duration,
 }
 
 impl Policy {
@@ -49,6 +50,7 @@ impl Policy {
                 .collect(),
             redirect_scheme: cfg.routing.redirect_scheme.clone(),
             request_timeout: std::time::Duration::from_millis(cfg.limits.request_timeout_ms),
+            response_deadline: std::time::Duration::from_millis(cfg.limits.response_deadline_ms),
         }
     }
 }

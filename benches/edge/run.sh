@@ -23,7 +23,8 @@ CONNS=${CONNS:-32}
 SITES=${SITES:-10000}
 OUT=${OUT:-$ROOT/target/bench-edge}
 QPAGE=${QPAGE:-$ROOT/target/release/qpage}
-SWS=${SWS:-$(command -v static-web-server || echo /tmp/sws/bin/static-web-server)}
+# static-web-server: `cargo install --locked --root target/tools/sws static-web-server`
+SWS=${SWS:-$(command -v static-web-server || echo "$ROOT/target/tools/sws/bin/static-web-server")}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 TICK=$(getconf CLK_TCK)

@@ -32,9 +32,7 @@ impl BlobCache {
     pub(crate) fn new(store: Store, max_bytes: u64, max_object: u64) -> BlobCache {
         let cache = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|_k: &Key, v: &Bytes| {
-                u32::try_from(v.len() + 128).unwrap_or(u32::MAX)
-            })
+            .weigher(|_k: &Key, v: &Bytes| u32::try_from(v.len() + 128).unwrap_or(u32::MAX))
             .build();
         BlobCache {
             cache,

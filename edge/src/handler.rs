@@ -334,6 +334,38 @@ async fn file_response<B>(
 ) -> Response<Body> {
     let rh = req.headers();
     let head = req.method() == Method::HEAD;
+    // A plain 200 (no conditional or range headers) reuses the headers it got last time.
+    let plain = status == StatusCode::OK
+        && !rh.contains_key(header::IF_NONE_MATCH)
+        && !rh.contains_key(header::IF_MODIFIED_SINCE)
+        && !rh.contains_key(header::RANGE);
+    if plain {
+        let variant = negotiate::choose_encoding(
+            rh.get(header::ACCEPT_ENCODING).map(|v| v.as_bytes()),
+            file.br.is_some(),
+            file.gz.is_some(),
+        );
+        if let Some(h) = file.hot.get(variant, path, policy.generation) {
+            let enc_len = match variant {
+                Variant::Br => file.br.unwrap_or(0),
+                Variant::Gzip => file.gz.unwrap_or(0),
+                Variant::Identity => file.size,
+            };
+            return send_body(
+                head,
+                shared,
+                policy,
+                deploy,
+                file,
+                variant,
+                enc_len,
+                RangeResult::Full,
+                status,
+                h,
+            )
+            .await;
+        }
+    }
     let mut h = HeaderMap::with_capacity(16);
     h.insert(header::CONTENT_TYPE, file.content_type.clone());
     h.insert(header::LAST_MODIFIED, deploy.last_modified.clone());
@@ -419,7 +451,30 @@ async fn file_response<B>(
         Variant::Identity => (file.etag.clone(), file.size),
     };
     h.insert(header::ETAG, etag);
+    if plain {
+        file.hot.put(variant, path, policy.generation, &h);
+    }
+    send_body(
+        head, shared, policy, deploy, file, variant, enc_len, range, status, h,
+    )
+    .await
+}
 
+/// The response for a chosen variant and range, its headers built: HEAD, a body
+/// streamed from disk, or one from the blob cache (sliced for a range).
+#[allow(clippy::too_many_arguments)]
+async fn send_body(
+    head: bool,
+    shared: &Arc<Shared>,
+    policy: &Policy,
+    deploy: &LiveDeploy,
+    file: &ServedFile,
+    variant: Variant,
+    enc_len: u64,
+    range: RangeResult,
+    status: StatusCode,
+    mut h: HeaderMap,
+) -> Response<Body> {
     let mut status = status;
     let body = if head {
         if let RangeResult::Partial(s, e) = range {
@@ -502,7 +557,6 @@ async fn file_response<B>(
     *r.headers_mut() = h;
     r
 }
-
 fn content_range(start: u64, end: u64, size: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, size))
         .unwrap_or(HeaderValue::from_static("bytes */0"))

@@ -16,6 +16,7 @@ mod cache;
 mod config;
 mod error;
 mod handler;
+mod hot;
 mod metrics;
 mod negotiate;
 pub mod path;

@@ -23,6 +23,8 @@ pub(crate) struct ServedFile {
     pub br: Option<u64>,
     pub gz: Option<u64>,
     pub fingerprinted: bool,
+    /// Precomputed headers of its plain 200 responses.
+    pub hot: crate::hot::HotHeaders,
 }
 
 /// Shares equal values between deploys: content types, and per blob its hash and ETag,
@@ -89,6 +91,7 @@ impl LiveDeploy {
                     br: f.br,
                     gz: f.gz,
                     fingerprinted,
+                    hot: Default::default(),
                 },
             );
         }

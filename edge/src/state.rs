@@ -22,6 +22,8 @@ pub(crate) struct Policy {
     pub redirect_scheme: String,
     pub request_timeout: std::time::Duration,
     pub response_deadline: std::time::Duration,
+    /// Identifies this policy for the precomputed headers of [`crate::hot`].
+    pub generation: u64,
 }
 
 impl Policy {
@@ -51,6 +53,7 @@ impl Policy {
             redirect_scheme: cfg.routing.redirect_scheme.clone(),
             request_timeout: std::time::Duration::from_millis(cfg.limits.request_timeout_ms),
             response_deadline: std::time::Duration::from_millis(cfg.limits.response_deadline_ms),
+            generation: crate::hot::next_generation(),
         }
     }
 }

@@ -102,7 +102,14 @@ async fn large_bodies_are_byte_exact_whole_ranged_and_encoded() {
         ("bytes=-20000", 204_800 - 20_000, 204_800),
         ("bytes=180000-", 180_000, 204_800),
     ] {
-        let r = req(s.addr, "GET", "files.test", "/image.jpg", &[("Range", range)]).await;
+        let r = req(
+            s.addr,
+            "GET",
+            "files.test",
+            "/image.jpg",
+            &[("Range", range)],
+        )
+        .await;
         assert_eq!(r.status, 206, "{range}");
         assert!(r.body == files.image[lo..hi], "{range}");
         assert_eq!(
@@ -197,7 +204,11 @@ async fn h2c_large_bodies_and_hostile_paths() {
         assert!(body == files.image);
     }
     // The :path of HTTP/2 goes through the same normalization.
-    for p in ["/%2e%2e/secret-alpha.txt", "/a%2f..%2fsecret-alpha.txt", "/%00"] {
+    for p in [
+        "/%2e%2e/secret-alpha.txt",
+        "/a%2f..%2fsecret-alpha.txt",
+        "/%00",
+    ] {
         let req = http::Request::get(format!("http://alpha.test{p}"))
             .body(Empty::<Bytes>::new())
             .unwrap();
@@ -338,7 +349,11 @@ async fn request_bodies_are_refused_in_every_framing() {
     let r = req(s.addr, "GET", "alpha.test", "/", &[("Content-Length", "0")]).await;
     assert_eq!(r.status, 200);
     // A raw NUL in the request target never reaches routing.
-    let r = raw(s.addr, b"GET /in\0dex.html HTTP/1.1\r\nHost: alpha.test\r\n\r\n").await;
+    let r = raw(
+        s.addr,
+        b"GET /in\0dex.html HTTP/1.1\r\nHost: alpha.test\r\n\r\n",
+    )
+    .await;
     assert_eq!(r.status, 400);
     s.stop().await;
 }
@@ -380,16 +395,105 @@ async fn whole_request_deadline_cuts_a_slow_steady_reader() {
     cfg.cache.max_object_bytes = 8 << 20;
     let s = start(cfg).await;
     // Cached whole (6 MiB, written from memory or by sendfile) and streamed (12 MiB).
-    for (path, size) in [("/six.bin", files.six.len()), ("/twelve.bin", files.twelve.len())] {
+    for (path, size) in [
+        ("/six.bin", files.six.len()),
+        ("/twelve.bin", files.twelve.len()),
+    ] {
         let c = slow_client(s.addr, path).await;
         // 16 KiB every 20 ms: 800 KiB/s, 8 s or more for the whole body.
         let (got, took) = trickle_read(c, 16 * 1024, Duration::from_millis(20)).await;
-        assert!(got < size, "{path}: the whole body went through ({got} bytes)");
+        assert!(
+            got < size,
+            "{path}: the whole body went through ({got} bytes)"
+        );
         assert!(took < Duration::from_secs(20), "{path}: {took:?}");
         assert!(took >= Duration::from_millis(700), "{path}: {took:?}");
     }
     // A client that reads at full speed gets everything under the same limits.
     let r = get(s.addr, "files.test", "/six.bin").await;
     assert!(r.body == files.six);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn precomputed_headers_follow_path_variant_and_policy() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "docs/index.html", page("docs").as_bytes());
+    write(tmp.path(), "_headers", b"/docs/\n  X-Dir: yes\n");
+    f.store
+        .put_site(
+            "hdr",
+            &SiteConfig {
+                hosts: vec!["hdr.test".into()],
+                aliases: vec![],
+                www: WwwPolicy::Off,
+            },
+        )
+        .unwrap();
+    let id = f.store.import_dir("hdr", tmp.path()).unwrap();
+    f.store.activate("hdr", &id).unwrap();
+    let mut cfg = config(&f.data);
+    cfg.http.cdn_max_age = 111;
+    let s = start(cfg.clone()).await;
+    // One file, two paths, a rule for one of them: alternate so templates are reused
+    // and replaced.
+    for _ in 0..3 {
+        let a = get(s.addr, "hdr.test", "/docs/").await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("x-dir"), Some("yes"));
+        let b = get(s.addr, "hdr.test", "/docs/index.html").await;
+        assert_eq!(b.status, 200);
+        assert_eq!(b.header("x-dir"), None);
+        assert_eq!(a.body, b.body);
+        // A conditional request in between takes the full path and answers 304.
+        let etag = a.header("etag").unwrap().to_string();
+        let c = req(
+            s.addr,
+            "GET",
+            "hdr.test",
+            "/docs/",
+            &[("If-None-Match", &etag)],
+        )
+        .await;
+        assert_eq!(c.status, 304);
+    }
+    // Variants: each keeps its own Content-Encoding and ETag.
+    for _ in 0..2 {
+        for (ae, enc) in [
+            ("br", Some("br")),
+            ("identity", None),
+            ("gzip", Some("gzip")),
+        ] {
+            let r = req(
+                s.addr,
+                "GET",
+                "hdr.test",
+                "/docs/",
+                &[("Accept-Encoding", ae)],
+            )
+            .await;
+            assert_eq!(r.header("content-encoding"), enc, "{ae}");
+            let etag = r.header("etag").unwrap();
+            match enc {
+                Some("br") => assert!(etag.ends_with("-br\""), "{etag}"),
+                Some(_) => assert!(etag.ends_with("-gz\""), "{etag}"),
+                None => assert!(!etag.contains('-'), "{etag}"),
+            }
+            assert_eq!(r.header("cdn-cache-control"), Some("max-age=111"));
+        }
+    }
+    // HEAD after GET: same headers, the GET body's length, no body.
+    let g = get(s.addr, "hdr.test", "/docs/").await;
+    let h = req(s.addr, "HEAD", "hdr.test", "/docs/", &[]).await;
+    assert_eq!(h.header("content-length"), g.header("content-length"));
+    assert_eq!(h.header("etag"), g.header("etag"));
+    assert!(h.body.is_empty());
+    // A reloaded policy replaces every template.
+    cfg.http.cdn_max_age = 222;
+    s.handle.reload(Some(cfg)).await.unwrap();
+    let r = get(s.addr, "hdr.test", "/docs/").await;
+    assert_eq!(r.header("cdn-cache-control"), Some("max-age=222"));
+    assert_eq!(r.header("x-dir"), Some("yes"));
     s.stop().await;
 }

@@ -1,0 +1,71 @@
+//! Precomputed response headers for the common request: a plain `200` GET or HEAD of a
+//! file (no conditional or range headers). Building a response's dozen headers one
+//! hashed insert at a time costs more than the rest of the handler; instead each served
+//! file keeps, per encoding variant, the finished header map of its last plain
+//! response, and a request clones it.
+//!
+//! A template is valid for one request path (site `_headers` rules match the path, and
+//! a file can be reached by several) and one header policy (`edge.toml` reloads bump
+//! [`next_generation`]); anything else rebuilds it. The deploy and the file themselves
+//! are immutable, so nothing else can make a template stale. Bodies are not kept here:
+//! they stay in the byte-bounded blob cache.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwapOption;
+use http::HeaderMap;
+
+use crate::store::Variant;
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh header-policy generation.
+pub(crate) fn next_generation() -> u64 {
+    GENERATION.fetch_add(1, Ordering::Relaxed)
+}
+
+struct Template {
+    path: Box<str>,
+    generation: u64,
+    headers: HeaderMap,
+}
+
+/// One template slot per encoding variant of a served file.
+#[derive(Default)]
+pub(crate) struct HotHeaders([ArcSwapOption<Template>; 3]);
+
+impl std::fmt::Debug for HotHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HotHeaders")
+    }
+}
+
+fn slot(v: Variant) -> usize {
+    match v {
+        Variant::Identity => 0,
+        Variant::Br => 1,
+        Variant::Gzip => 2,
+    }
+}
+
+impl HotHeaders {
+    /// The headers of the plain response for `path` under policy `generation`, if
+    /// they were built already.
+    pub(crate) fn get(&self, v: Variant, path: &str, generation: u64) -> Option<HeaderMap> {
+        let t = self.0[slot(v)].load();
+        match &*t {
+            Some(t) if t.generation == generation && &*t.path == path => Some(t.headers.clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers the headers built for `path` under policy `generation`.
+    pub(crate) fn put(&self, v: Variant, path: &str, generation: u64, headers: &HeaderMap) {
+        self.0[slot(v)].store(Some(Arc::new(Template {
+            path: path.into(),
+            generation,
+            headers: headers.clone(),
+        })));
+    }
+}

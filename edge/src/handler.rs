@@ -557,6 +557,7 @@ async fn send_body(
     *r.headers_mut() = h;
     r
 }
+
 fn content_range(start: u64, end: u64, size: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, size))
         .unwrap_or(HeaderValue::from_static("bytes */0"))

@@ -695,7 +695,7 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
                 updated: p.doc.updated,
                 image: extra_str(&front.extra, &["image", "hero_image", "hero"]).map(|i| {
                     (
-                        i.to_string(),
+                        page_relative(i, &p.path),
                         extra_str(&front.extra, &["image_alt", "hero_alt"])
                             .unwrap_or("")
                             .to_string(),
@@ -732,7 +732,7 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
                 image: doc.and_then(|d| {
                     extra_str(&d.front.extra, &["image", "hero_image", "hero"]).map(|i| {
                         (
-                            i.to_string(),
+                            page_relative(i, &s.path),
                             extra_str(&d.front.extra, &["image_alt", "hero_alt"])
                                 .unwrap_or("")
                                 .to_string(),
@@ -836,4 +836,18 @@ fn capitalize(s: &str) -> String {
     c.next().map_or(String::new(), |f| {
         f.to_uppercase().collect::<String>() + c.as_str()
     })
+}
+/// A front-matter image path as a site path: relative paths (page bundles) resolve
+/// against the page's URL folder; absolute paths and URLs stay as they are.
+fn page_relative(src: &str, page_path: &str) -> String {
+    if src.starts_with('/') || src.contains("://") {
+        src.to_string()
+    } else {
+        let dir = if page_path.ends_with('/') {
+            page_path.to_string()
+        } else {
+            format!("{page_path}/")
+        };
+        format!("{dir}{src}")
+    }
 }

@@ -761,8 +761,16 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
         }
         Job::TaxonomyList(ti) => {
             let t = &site.taxonomies[*ti];
+            let names: Vec<&str> = t.terms.values().map(|term| term.name.as_str()).collect();
             let info = PageInfo {
                 title: capitalize(&t.name),
+                description: format!(
+                    "All {} {} of {}, each with its posts: {}.",
+                    names.len(),
+                    t.name,
+                    site.config.title,
+                    names.join(", ")
+                ),
                 path: format!("/{}/", t.name),
                 crumbs: crumbs(site, Some(0)),
                 ..base(Kind::Listing)
@@ -775,8 +783,22 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
             let base_path = format!("/{}/{slug}/", t.name);
             let mut crumbs = crumbs(site, Some(0));
             crumbs.push((capitalize(&t.name), format!("/{}/", t.name)));
+            let titles: Vec<&str> = term
+                .pages
+                .iter()
+                .filter_map(|&pi| site.pages[pi].doc.front.title.as_deref())
+                .take(3)
+                .collect();
+            let count = term.pages.len();
             let info = PageInfo {
                 title: term.name.clone(),
+                description: format!(
+                    "{count} {} filed under “{}” on {}: {}.",
+                    if count == 1 { "post" } else { "posts" },
+                    term.name,
+                    site.config.title,
+                    titles.join("; ")
+                ),
                 path: paged_path(&base_path, *k),
                 crumbs,
                 noindex: *k > 1,

@@ -80,6 +80,9 @@ pub struct Head {
     pub html: String,
 }
 
+/// Longest `<title>` the pattern may make (longer ones drop the site name).
+pub const TITLE_MAX: usize = 60;
+
 /// Builds the head of one page; warnings are pushed for records missing required
 /// properties.
 pub fn head(config: &SiteConfig, info: &PageInfo, warnings: &mut Vec<Diagnostic>) -> Head {
@@ -88,10 +91,17 @@ pub fn head(config: &SiteConfig, info: &PageInfo, warnings: &mut Vec<Diagnostic>
     {
         config.title.clone()
     } else {
-        config
+        let full = config
             .title_pattern
             .replace("{title}", &info.title)
-            .replace("{site}", &config.title)
+            .replace("{site}", &config.title);
+        // Search results cut titles near 60 characters, and what they cut is the site
+        // name: a long page title goes alone rather than truncated.
+        if full.chars().count() > TITLE_MAX && info.title.chars().count() <= TITLE_MAX {
+            info.title.clone()
+        } else {
+            full
+        }
     };
     let description = if info.description.trim().is_empty() {
         config.description.clone()

@@ -87,7 +87,7 @@ fn variant_urls(html: &str) -> Vec<String> {
     while let Some(i) = rest.find("/img/") {
         let tail = &rest[i..];
         let end = tail
-            .find(|c: char| c == '"' || c == ' ' || c == ',')
+            .find(['"', ' ', ','])
             .unwrap_or(tail.len());
         out.push(tail[..end].to_string());
         rest = &tail[end..];

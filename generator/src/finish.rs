@@ -173,7 +173,12 @@ pub fn sitemap_files(config: &SiteConfig, pages: &[Finished]) -> Vec<(String, Ve
                 loc: config.permalink(path),
                 lastmod: *lastmod,
                 images,
-                alternates: Vec::new(),
+                alternates: f
+                    .page
+                    .alternates
+                    .iter()
+                    .map(|(lang, path)| (lang.clone(), config.permalink(path)))
+                    .collect(),
             })
         })
         .collect();
@@ -211,7 +216,8 @@ pub fn feed_files(site: &Site) -> Vec<(String, Vec<u8>)> {
         page_path: "/".into(),
         title: config.title.clone(),
         description: config.description.clone(),
-        items: items_of(&mut (0..site.pages.len())),
+        // The site feed is the main language's; translations have their sections' feeds.
+        items: items_of(&mut (0..site.pages.len()).filter(|&pi| site.pages[pi].lang.is_none())),
     });
     if config.feeds.sections {
         for s in site.sections.iter().skip(1) {

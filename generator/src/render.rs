@@ -27,6 +27,8 @@ pub struct Rendered {
     pub origin: PathBuf,
     /// Its sitemap entry (site path and last modification), if it belongs in one.
     pub sitemap: Option<(String, Option<NaiveDate>)>,
+    /// Its translations for the sitemap: (language, site path), itself included.
+    pub alternates: Vec<(String, String)>,
 }
 
 /// Rendered pages and the warnings found rendering them.
@@ -86,9 +88,13 @@ pub fn render_site(
                 .as_ref()
                 .map(|(info, _)| seo::head(&site.config, info, &mut warnings));
             let mut r = render_job(site, &tera_templates, &shared, job, head.as_ref())?;
-            r.sitemap = described.and_then(|(info, lastmod)| {
-                (!info.noindex && info.kind != Kind::NotFound).then_some((info.path, lastmod))
-            });
+            if let Some((info, lastmod)) = described
+                && !info.noindex
+                && info.kind != Kind::NotFound
+            {
+                r.alternates = info.alternates;
+                r.sitemap = Some((info.path, lastmod));
+            }
             Ok((r, warnings))
         })
         .collect();
@@ -568,6 +574,7 @@ fn out(path: &str, html: String, origin: &Path) -> Rendered {
         bytes: html.into_bytes(),
         origin: origin.to_path_buf(),
         sitemap: None,
+        alternates: Vec::new(),
     }
 }
 
@@ -666,6 +673,7 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
         noindex: false,
         feeds: Vec::new(),
         alternates: Vec::new(),
+        lang: None,
         faqs: Vec::new(),
         record: None,
     };
@@ -710,7 +718,8 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
                 word_count: p.doc.rendered.word_count,
                 noindex: front.draft,
                 feeds: feed_links(site, "/"),
-                alternates: Vec::new(),
+                alternates: p.translations.clone(),
+                lang: p.lang.clone(),
                 faqs: faqs_of(front.extra.get("faqs")),
                 record: if template == "business.html" {
                     business_record(site)
@@ -742,6 +751,12 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
                 crumbs: crumbs(site, s.parent),
                 noindex: *k > 1,
                 feeds: feed_links(site, &s.path),
+                alternates: if *k == 1 {
+                    s.translations.clone()
+                } else {
+                    Vec::new()
+                },
+                lang: s.lang.clone(),
                 faqs: doc
                     .map(|d| faqs_of(d.front.extra.get("faqs")))
                     .unwrap_or_default(),

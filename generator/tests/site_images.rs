@@ -86,9 +86,7 @@ fn variant_urls(html: &str) -> Vec<String> {
     let mut rest = html;
     while let Some(i) = rest.find("/img/") {
         let tail = &rest[i..];
-        let end = tail
-            .find(['"', ' ', ','])
-            .unwrap_or(tail.len());
+        let end = tail.find(['"', ' ', ',']).unwrap_or(tail.len());
         out.push(tail[..end].to_string());
         rest = &tail[end..];
     }

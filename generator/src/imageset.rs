@@ -214,7 +214,8 @@ pub fn resolve_src(src: &str, page_dir: &str, base_url: &str) -> Option<String> 
     Some(format!("/{}", parts.join("/")))
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes (invalid UTF-8 is replaced).
+pub(crate) fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
         return s.to_string();
     }

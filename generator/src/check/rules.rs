@@ -159,26 +159,7 @@ pub(crate) fn is_404(p: &Page) -> bool {
     p.file == "404.html"
 }
 
-/// Decodes `%XX` escapes (invalid UTF-8 is replaced).
-pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub(crate) use crate::imageset::percent_decode;
 
 /// Runs every page rule and the site-wide link rules.
 pub(crate) fn run(site: &SiteView<'_>, out: &mut Vec<Raw>) {

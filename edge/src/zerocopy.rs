@@ -22,8 +22,33 @@ use bytes::Bytes;
 /// than the extra system call.
 pub(crate) const SENDFILE_MIN: usize = 16 * 1024;
 
-/// At most this many files are held open for zero-copy bodies (the rest are copied).
+/// At most this many files are held open for zero-copy bodies (the rest are copied),
+/// and never more than a quarter of the process's file-descriptor limit, so that
+/// connections keep the rest.
 const MAX_OPEN: usize = 4096;
+
+fn max_open() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        #[cfg(unix)]
+        {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: `lim` is a valid, writable rlimit.
+            if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+                let quarter = usize::try_from(lim.rlim_cur / 4).unwrap_or(usize::MAX);
+                return quarter.min(MAX_OPEN);
+            }
+            0
+        }
+        #[cfg(not(unix))]
+        {
+            0
+        }
+    })
+}
 
 /// Registered regions: start address -> (length, file descriptor).
 static REGIONS: RwLock<BTreeMap<usize, (usize, i32)>> = RwLock::new(BTreeMap::new());
@@ -59,7 +84,7 @@ pub(crate) fn body(data: Vec<u8>, file: File) -> Bytes {
     let len = data.len();
     {
         let mut regions = REGIONS.write().unwrap_or_else(|p| p.into_inner());
-        if regions.len() >= MAX_OPEN {
+        if regions.len() >= max_open() {
             return Bytes::from(data);
         }
         regions.insert(start, (len, raw_fd(&file)));

@@ -497,3 +497,45 @@ async fn precomputed_headers_follow_path_variant_and_policy() {
     assert_eq!(r.header("x-dir"), Some("yes"));
     s.stop().await;
 }
+
+/// Open descriptors of this process that point at `path`.
+fn fds_on(path: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t == path)
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn large_cached_bodies_keep_their_blob_open_for_sendfile() {
+    use sha2::Digest;
+    let f = fixture();
+    let files = add_files_site(&f.store);
+    let s = start(config(&f.data)).await;
+    let blob = |bytes: &[u8]| {
+        let h: String = sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        f.data.join("blobs").join(&h[..2]).join(&h)
+    };
+    let image = blob(&files.image).canonicalize().unwrap();
+    let small = blob(b"alpha-only secret").canonicalize().unwrap();
+    assert_eq!(fds_on(&image), 0);
+    let r = get(s.addr, "files.test", "/image.jpg").await;
+    assert!(r.body == files.image);
+    // The 200 KiB body is in the cache with its file open (sent by sendfile); the
+    // 17-byte one is copied and holds no descriptor.
+    assert_eq!(fds_on(&image), 1);
+    let r = get(s.addr, "alpha.test", "/secret-alpha.txt").await;
+    assert_eq!(r.body, b"alpha-only secret");
+    assert_eq!(fds_on(&small), 0);
+    // Served again from the cache: still one descriptor, not one per request.
+    for _ in 0..3 {
+        assert!(get(s.addr, "files.test", "/image.jpg").await.body == files.image);
+    }
+    assert_eq!(fds_on(&image), 1);
+    s.stop().await;
+}

@@ -172,7 +172,9 @@ impl Server {
                         let sh = service_shared.clone();
                         async move { Ok::<_, std::convert::Infallible>(handler::handle(req, sh).await) }
                     });
-                    let io = TokioIo::new(StallTimeout::new(stream, write_timeout, deadline));
+                    let io = TokioIo::new(
+                        StallTimeout::new(stream, write_timeout).with_deadline(deadline),
+                    );
                     let conn = builder.serve_connection(io, service);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
@@ -310,25 +312,32 @@ impl Drop for IpGuard {
 /// A stream whose writes fail once they have made no progress for `limit` (a client
 /// that stops reading its response cannot hold the connection forever), or once a
 /// response has been written for longer than `total` (a client reading just fast
-/// enough to dodge `limit` cannot either: the whole-request deadline). A response
-/// starts with the first write after a completed flush.
+/// enough to dodge `limit` cannot either: the whole-request deadline, set with
+/// [`StallTimeout::with_deadline`]). That clock starts the first time a response's
+/// write has to wait for the client and stops at the flush that completes it.
 struct StallTimeout {
     inner: TcpStream,
     limit: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    total: Duration,
+    total: Option<Duration>,
     busy: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl StallTimeout {
-    fn new(inner: TcpStream, limit: Duration, total: Duration) -> Self {
+    fn new(inner: TcpStream, limit: Duration) -> Self {
         StallTimeout {
             inner,
             limit,
             deadline: None,
-            total,
+            total: None,
             busy: None,
         }
+    }
+
+    /// Adds the whole-request deadline (`limits.response_deadline_ms`).
+    fn with_deadline(mut self, total: Duration) -> Self {
+        self.total = Some(total);
+        self
     }
 
     fn on_write<T>(
@@ -338,15 +347,16 @@ impl StallTimeout {
     ) -> Poll<std::io::Result<T>> {
         match r {
             Poll::Pending => {
-                let total = self.total;
-                let busy = self
-                    .busy
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(total)));
-                if busy.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "response deadline passed",
-                    )));
+                if let Some(total) = self.total {
+                    let busy = self
+                        .busy
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(total)));
+                    if busy.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "response deadline passed",
+                        )));
+                    }
                 }
                 let limit = self.limit;
                 let sleep = self

@@ -129,6 +129,11 @@ port_of() { case $1 in qpage) echo 18080;; nginx) echo 18081;; caddy) echo 18082
 
 start() {
   local name=$1
+  # A leftover server (e.g. from an interrupted run) would be measured instead.
+  if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$(port_of "$name")/"; then
+    echo "port $(port_of "$name") is already taken: stop what listens there first" >&2
+    exit 1
+  fi
   case $name in
     qpage) taskset -c "$SERVER_CPU" "${QPAGE_SERVE[@]}" --config "$WORK/edge.toml" >"$WORK/qpage.log" 2>&1 & ;;
     nginx) taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" & ;;

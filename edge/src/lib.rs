@@ -12,12 +12,15 @@
 //! ([`path`]) and looked up in the deploy's manifest.
 
 mod admin;
+pub mod api;
 mod cache;
+pub mod client;
 mod config;
 mod error;
 mod handler;
 mod metrics;
 mod negotiate;
+pub mod publish;
 pub mod path;
 mod routing;
 pub mod rules;

@@ -189,17 +189,18 @@ fn by_hash(files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     files.values().map(|b| (sha(b), b.clone())).collect()
 }
 
-/// The whole deploy, to completion.
-fn deploy_fully(edge: &Edge, files: &BTreeMap<String, Vec<u8>>) -> String {
+/// The whole deploy, to completion; returns its id and how long finalize took.
+fn deploy_fully(edge: &Edge, files: &BTreeMap<String, Vec<u8>>) -> (String, Duration) {
     let (id, missing) = begin(edge, files);
     let blobs = by_hash(files);
     for h in missing {
         let r = http(edge.admin, "PUT", &format!("/v1/sites/crash/blobs/{h}"), &blobs[&h]);
         assert!(r.0 == 201 || r.0 == 200, "{}", String::from_utf8_lossy(&r.2));
     }
+    let t = Instant::now();
     let r = http(edge.admin, "POST", &format!("/v1/sites/crash/deploys/{id}/finalize"), b"");
     assert_eq!(r.0, 200, "{}", String::from_utf8_lossy(&r.2));
-    id
+    (id, t.elapsed())
 }
 
 /// Which version the site serves, checking that every file is from that one version.
@@ -286,7 +287,7 @@ fn sigkill_at_any_point_of_a_deploy_leaves_old_or_new_and_intact_blobs() {
     let mut edge = Edge::start(&data, &log);
     let r = http(edge.admin, "PUT", "/v1/sites/crash", br#"{"hosts":["crash.test"]}"#);
     assert_eq!(r.0, 201, "{}", String::from_utf8_lossy(&r.2));
-    deploy_fully(&edge, &version(0));
+    let (_, mut finalize_time) = deploy_fully(&edge, &version(0));
     assert_eq!(served_version(&edge, &[0]), 0);
     let mut live = 0;
     let mut outcomes = BTreeMap::new();
@@ -329,16 +330,17 @@ fn sigkill_at_any_point_of_a_deploy_leaves_old_or_new_and_intact_blobs() {
             done += 1;
         }
         if label.is_empty() {
-            // All blobs are up: kill during finalize, a little later each time.
+            // All blobs are up: kill during finalize, from early in it to just past
+            // the time the last complete finalize took.
             let mut s = TcpStream::connect(edge.admin).unwrap();
             let req = format!(
                 "POST /v1/sites/crash/deploys/{id}/finalize HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {OP}\r\nContent-Length: 0\r\n\r\n"
             );
             s.write_all(req.as_bytes()).unwrap();
-            let delay = (k as u64 % 8) * 2;
-            std::thread::sleep(Duration::from_millis(delay));
+            let delay = finalize_time * (k / 3 + 1) as u32 / 6;
+            std::thread::sleep(delay);
             partial = Some(s);
-            label = format!("finalize + {delay} ms");
+            label = format!("finalize + {delay:.1?}");
         }
         edge.kill();
         drop(partial);
@@ -348,7 +350,8 @@ fn sigkill_at_any_point_of_a_deploy_leaves_old_or_new_and_intact_blobs() {
         let now = served_version(&edge, &[live, v]);
         outcomes.insert(k, (label, now == v));
         // The interrupted deploy can be finished after the restart.
-        let id2 = deploy_fully(&edge, &files);
+        let (id2, took) = deploy_fully(&edge, &files);
+        finalize_time = took;
         assert_eq!(id2, id);
         assert_eq!(served_version(&edge, &[v]), v);
         live = v;

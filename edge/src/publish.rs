@@ -543,6 +543,16 @@ impl Store {
     /// one nor one with a scheduled activation. Returns the ids removed.
     pub fn prune(&self, site: &str, keep: usize) -> Result<Vec<DeployId>> {
         let keep = keep.max(1);
+        // Cheap check first: reading every manifest is only worth it when over the limit.
+        let dir = self.site_dir(site).join("deploys");
+        let count = std::fs::read_dir(&dir)
+            .map_err(|e| EdgeError::io(&dir, e))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .count();
+        if count <= keep {
+            return Ok(Vec::new());
+        }
         let live = self.live(site)?;
         let scheduled: HashSet<DeployId> =
             self.scheduled(site)?.into_iter().map(|s| s.deploy).collect();

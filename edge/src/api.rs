@@ -586,7 +586,13 @@ async fn dispatch(
             let hashes = blocking(move || {
                 let mut hs = BTreeSet::new();
                 for (id, _) in store.deploys(&site)? {
-                    hs.extend(store.deploy(&site, &id)?.files.into_values().map(|f| f.sha256));
+                    hs.extend(
+                        store
+                            .deploy(&site, &id)?
+                            .files
+                            .into_values()
+                            .map(|f| f.sha256),
+                    );
                 }
                 Ok(hs)
             })
@@ -683,7 +689,11 @@ async fn finalize(
 
 /// Makes a deploy live: the `live` pointer is renamed into place, then the in-memory
 /// routing is swapped, then deploys beyond `keep_deploys` are pruned.
-async fn activate(shared: &Arc<Shared>, site: &str, id: &DeployId) -> std::result::Result<(), Fail> {
+async fn activate(
+    shared: &Arc<Shared>,
+    site: &str,
+    id: &DeployId,
+) -> std::result::Result<(), Fail> {
     let lk = shared.api.site_lock(site);
     let _g = lk.lock().await;
     let keep = shared.config.load().api.keep_deploys;
@@ -728,7 +738,11 @@ pub(crate) async fn scheduler(shared: Arc<Shared>, mut stop: tokio::sync::watch:
         let due: Vec<(u64, String, DeployId)> = {
             let now = now_secs();
             let sched = lock(&shared.api.schedule);
-            sched.iter().take_while(|(at, _, _)| *at <= now).cloned().collect()
+            sched
+                .iter()
+                .take_while(|(at, _, _)| *at <= now)
+                .cloned()
+                .collect()
         };
         for (at, site, id) in due {
             tracing::info!(site = %site, deploy = %id, at, "scheduled activation due");
@@ -789,7 +803,10 @@ async fn put_blob(
         .exists()
     {
         // Drain nothing: the connection is closed if the client keeps sending.
-        return Ok((StatusCode::OK, serde_json::json!({ "sha256": hash, "stored": false })));
+        return Ok((
+            StatusCode::OK,
+            serde_json::json!({ "sha256": hash, "stored": false }),
+        ));
     }
     let tmp_dir = store.tmp_dir();
     let _ = tokio::fs::create_dir_all(&tmp_dir).await;
@@ -847,7 +864,12 @@ async fn receive(
     tmp: &std::path::Path,
     size: u64,
 ) -> std::result::Result<(u64, String), Fail> {
-    let io = |e: std::io::Error| Fail(StatusCode::INTERNAL_SERVER_ERROR, format!("writing the upload: {e}"));
+    let io = |e: std::io::Error| {
+        Fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("writing the upload: {e}"),
+        )
+    };
     let mut file = tokio::fs::File::create(tmp).await.map_err(io)?;
     let mut hasher = Sha256::new();
     let mut got = 0u64;
@@ -924,13 +946,18 @@ async fn read_body(req: Request<Incoming>, limit: u64) -> std::result::Result<By
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(Fail(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("body over the limit of {limit} bytes"),
                 ))
             } else {
-                Err(Fail(StatusCode::BAD_REQUEST, format!("reading the body: {e}")))
+                Err(Fail(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the body: {e}"),
+                ))
             }
         }
     }

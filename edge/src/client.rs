@@ -279,7 +279,10 @@ fn hash_dist(
                                 path: f.site_path.clone(),
                                 sha256: sha,
                                 size: bytes.len() as u64,
-                                content_type: f.expected.as_ref().and_then(|e| e.content_type.clone()),
+                                content_type: f
+                                    .expected
+                                    .as_ref()
+                                    .and_then(|e| e.content_type.clone()),
                             },
                         });
                         let n = done.fetch_add(1, Relaxed) + 1;

@@ -375,8 +375,12 @@ impl Store {
         })
     }
 
-    /// All pending deploys of a site.
+    /// All pending deploys of a site (unreadable ones are skipped).
     pub fn pending_deploys(&self, site: &str) -> Result<Vec<PendingDeploy>> {
+        self.pending_deploys_inner(site, false)
+    }
+
+    fn pending_deploys_inner(&self, site: &str, strict: bool) -> Result<Vec<PendingDeploy>> {
         check_site_name(site)?;
         let dir = self.site_dir(site).join("pending");
         let mut out = Vec::new();
@@ -389,9 +393,12 @@ impl Store {
                 .to_str()
                 .and_then(|n| n.strip_suffix(".json"))
                 .and_then(DeployId::parse)
-                && let Ok(p) = self.pending(site, &id)
             {
-                out.push(p);
+                match self.pending(site, &id) {
+                    Ok(p) => out.push(p),
+                    Err(e) if strict => return Err(e),
+                    Err(_) => {}
+                }
             }
         }
         Ok(out)
@@ -431,8 +438,10 @@ impl Store {
             }
             p.with_extension(marker).exists().then_some(None)
         };
-        if let (Some(br), Some(gz)) = (known(Variant::Br, "br-none"), known(Variant::Gzip, "gz-none"))
-        {
+        if let (Some(br), Some(gz)) = (
+            known(Variant::Br, "br-none"),
+            known(Variant::Gzip, "gz-none"),
+        ) {
             return Ok((br, gz));
         }
         let bytes = std::fs::read(&path).map_err(|e| EdgeError::io(&path, e))?;
@@ -554,8 +563,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let live = self.live(site)?;
-        let scheduled: HashSet<DeployId> =
-            self.scheduled(site)?.into_iter().map(|s| s.deploy).collect();
+        let scheduled: HashSet<DeployId> = self
+            .scheduled(site)?
+            .into_iter()
+            .map(|s| s.deploy)
+            .collect();
         let list = self.deploys_ordered(site)?;
         let mut removed = Vec::new();
         if list.len() <= keep {
@@ -577,11 +589,28 @@ impl Store {
     pub fn referenced_blobs(&self) -> Result<HashSet<String>> {
         let mut refs = HashSet::new();
         for site in self.list_sites()? {
-            for (id, _) in self.deploys(&site).unwrap_or_default() {
+            // Every manifest file is read; any error aborts (a GC that cannot see all
+            // references must not delete anything).
+            let dir = self.site_dir(&site).join("deploys");
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(EdgeError::io(&dir, e)),
+            };
+            for e in rd {
+                let e = e.map_err(|e| EdgeError::io(&dir, e))?;
+                let name = e.file_name();
+                let Some(id) = name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .and_then(DeployId::parse)
+                else {
+                    continue;
+                };
                 let d = self.deploy(&site, &id)?;
                 refs.extend(d.files.into_values().map(|f| f.sha256));
             }
-            for p in self.pending_deploys(&site)? {
+            for p in self.pending_deploys_inner(&site, true)? {
                 refs.extend(p.files.into_values().map(|f| f.sha256));
             }
         }
@@ -605,9 +634,7 @@ impl Store {
         }
         let refs = self.referenced_blobs()?;
         let blobs = self.root().join("blobs");
-        let cutoff = SystemTime::now()
-            .checked_sub(grace)
-            .unwrap_or(UNIX_EPOCH);
+        let cutoff = SystemTime::now().checked_sub(grace).unwrap_or(UNIX_EPOCH);
         let rd = std::fs::read_dir(&blobs).map_err(|e| EdgeError::io(&blobs, e))?;
         for shard in rd.filter_map(|e| e.ok()) {
             let Ok(files) = std::fs::read_dir(shard.path()) else {

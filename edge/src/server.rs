@@ -74,9 +74,7 @@ impl Server {
             Some(bind_tcp(&config.admin).await?)
         };
         let shared = Arc::new(Shared::new(config, store, table));
-        shared
-            .api
-            .init(&shared.config.load().api, &shared.store)?;
+        shared.api.init(&shared.config.load().api, &shared.store)?;
         Ok(Server {
             listener,
             admin,

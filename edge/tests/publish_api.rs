@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -57,7 +58,13 @@ fn api_config(tmp: &Path, data: &Path) -> EdgeConfig {
     cfg
 }
 
-async fn api(admin: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Resp {
+async fn api(
+    admin: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> Resp {
     let mut r = format!(
         "{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -121,7 +128,9 @@ async fn publish_goes_live_and_an_unchanged_republish_uploads_nothing() {
     write(&dist, "assets/app.3f2a9c1b.css", CSS.repeat(10).as_bytes());
     write(&dist, "big.bin", &vec![7u8; 40_000]);
 
-    let rep = publish(&dist, &opts(&run, "alpha", OP), quiet()).await.unwrap();
+    let rep = publish(&dist, &opts(&run, "alpha", OP), quiet())
+        .await
+        .unwrap();
     assert!(rep.live);
     assert_eq!(rep.files, 3);
     // The CSS was already stored by the fixture's deploy: only 2 new blobs.
@@ -136,7 +145,9 @@ async fn publish_goes_live_and_an_unchanged_republish_uploads_nothing() {
     let d = f.store.deploy("alpha", &rep.deploy).unwrap();
     assert!(d.files["/index.html"].br.is_some() && d.files["/index.html"].gz.is_some());
 
-    let again = publish(&dist, &opts(&run, "alpha", OP), quiet()).await.unwrap();
+    let again = publish(&dist, &opts(&run, "alpha", OP), quiet())
+        .await
+        .unwrap();
     assert_eq!(again.deploy, rep.deploy);
     assert_eq!(again.blobs_uploaded, 0);
     assert_eq!(again.blob_bytes, 0);
@@ -225,7 +236,10 @@ async fn hostile_manifests_are_refused_and_leave_the_store_unchanged() {
     for (name, body) in &cases {
         let r = api(run.admin, "POST", "/v1/sites/alpha/deploys", Some(OP), body).await;
         assert_eq!(r.status, 400, "{name}: {}", r.text());
-        assert!(json(&r)["error"].as_str().is_some_and(|e| !e.is_empty()), "{name}");
+        assert!(
+            json(&r)["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{name}"
+        );
         assert_eq!(snapshot(&f.data), before, "{name} changed the store");
     }
     // A manifest body over the size limit.
@@ -305,25 +319,56 @@ async fn hostile_uploads_are_refused_and_leave_the_store_unchanged() {
     // The server notices the dropped connection and removes its temp file.
     let deadline = Instant::now() + Duration::from_secs(10);
     while snapshot(&f.data) != before {
-        assert!(Instant::now() < deadline, "truncated upload left files behind");
+        assert!(
+            Instant::now() < deadline,
+            "truncated upload left files behind"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // A hash that no pending deploy declares; a malformed hash.
     let other = sha(b"not declared");
-    let r = api(run.admin, "PUT", &format!("/v1/sites/alpha/blobs/{other}"), Some(OP), b"not declared").await;
+    let r = api(
+        run.admin,
+        "PUT",
+        &format!("/v1/sites/alpha/blobs/{other}"),
+        Some(OP),
+        b"not declared",
+    )
+    .await;
     assert_eq!(r.status, 409, "{}", r.text());
-    let r = api(run.admin, "PUT", "/v1/sites/alpha/blobs/..%2f..%2fx", Some(OP), b"x").await;
+    let r = api(
+        run.admin,
+        "PUT",
+        "/v1/sites/alpha/blobs/..%2f..%2fx",
+        Some(OP),
+        b"x",
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text());
     // Finalize before the blob is there.
-    let r = api(run.admin, "POST", &format!("/v1/sites/alpha/deploys/{id}/finalize"), Some(OP), b"").await;
+    let r = api(
+        run.admin,
+        "POST",
+        &format!("/v1/sites/alpha/deploys/{id}/finalize"),
+        Some(OP),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 409, "{}", r.text());
     assert_eq!(snapshot(&f.data), before, "refused calls changed the store");
 
     // The real upload then works, and the deploy goes live.
     let r = api(run.admin, "PUT", &blob, Some(OP), &good).await;
     assert_eq!(r.status, 201, "{}", r.text());
-    let r = api(run.admin, "POST", &format!("/v1/sites/alpha/deploys/{id}/finalize"), Some(OP), b"").await;
+    let r = api(
+        run.admin,
+        "POST",
+        &format!("/v1/sites/alpha/deploys/{id}/finalize"),
+        Some(OP),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let r = get(run.addr, "alpha.test", "/").await;
     assert!(r.text().contains("upload target"));
@@ -365,25 +410,55 @@ async fn tokens_are_scoped_hashed_and_denials_are_counted() {
     ];
     for (tok, method, path, status) in &cases {
         let r = api(run.admin, method, path, *tok, &body).await;
-        assert_eq!(r.status, *status, "{method} {path} with {tok:?}: {}", r.text());
+        assert_eq!(
+            r.status,
+            *status,
+            "{method} {path} with {tok:?}: {}",
+            r.text()
+        );
         assert_eq!(snapshot(&f.data), before, "{method} {path} with {tok:?}");
     }
     let m = api(run.admin, "GET", "/metrics", None, b"").await.text();
-    assert!(m.contains("qpage_api_denied_total{reason=\"missing\"} 1"), "{m}");
-    assert!(m.contains("qpage_api_denied_total{reason=\"invalid\"} 2"), "{m}");
-    assert!(m.contains("qpage_api_denied_total{reason=\"wrong_site\"} 3"), "{m}");
-    assert!(m.contains("qpage_api_denied_total{reason=\"operator_only\"} 5"), "{m}");
+    assert!(
+        m.contains("qpage_api_denied_total{reason=\"missing\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("qpage_api_denied_total{reason=\"invalid\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("qpage_api_denied_total{reason=\"wrong_site\"} 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("qpage_api_denied_total{reason=\"operator_only\"} 5"),
+        "{m}"
+    );
 
     // The site token publishes its own site.
     let dist = f._tmp.path().join("own");
-    write(&dist, "index.html", page("published with a site token").as_bytes());
-    let rep = publish(&dist, &opts(&run, "alpha", &alpha_tok), quiet()).await.unwrap();
+    write(
+        &dist,
+        "index.html",
+        page("published with a site token").as_bytes(),
+    );
+    let rep = publish(&dist, &opts(&run, "alpha", &alpha_tok), quiet())
+        .await
+        .unwrap();
     assert!(rep.live);
     wait_for(run.addr, "alpha.test", "/", "published with a site token").await;
     // Revoked tokens stop working.
     let r = api(run.admin, "DELETE", "/v1/sites/alpha/tokens", Some(OP), b"").await;
     assert_eq!(r.status, 200);
-    let r = api(run.admin, "GET", "/v1/sites/alpha/deploys", Some(&alpha_tok), b"").await;
+    let r = api(
+        run.admin,
+        "GET",
+        "/v1/sites/alpha/deploys",
+        Some(&alpha_tok),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 401);
     run.stop().await;
 }
@@ -422,10 +497,24 @@ async fn crafted_names_cannot_escape_the_data_directory() {
         }
     }
     // PUT a site named like a path.
-    let r = api(run.admin, "PUT", "/v1/sites/..", Some(OP), br#"{"hosts":["x.test"]}"#).await;
+    let r = api(
+        run.admin,
+        "PUT",
+        "/v1/sites/..",
+        Some(OP),
+        br#"{"hosts":["x.test"]}"#,
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text());
     // A well-formed id that does not exist.
-    let r = api(run.admin, "POST", "/v1/sites/alpha/deploys/0123456789abcdef/activate", Some(OP), b"").await;
+    let r = api(
+        run.admin,
+        "POST",
+        "/v1/sites/alpha/deploys/0123456789abcdef/activate",
+        Some(OP),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(snapshot(&f.data), before);
     assert_eq!(snapshot(f._tmp.path()), outside_before);
@@ -441,11 +530,32 @@ async fn sites_crud_rollback_keep_n_gc_and_purge() {
     let run = start(cfg).await;
 
     // Create a site, read it, change it; a host of another site is refused.
-    let r = api(run.admin, "PUT", "/v1/sites/gamma", Some(OP), br#"{"hosts":["gamma.test"],"aliases":["www.gamma.test"]}"#).await;
+    let r = api(
+        run.admin,
+        "PUT",
+        "/v1/sites/gamma",
+        Some(OP),
+        br#"{"hosts":["gamma.test"],"aliases":["www.gamma.test"]}"#,
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text());
-    let r = api(run.admin, "PUT", "/v1/sites/gamma", Some(OP), br#"{"hosts":["gamma.test","alpha.test"]}"#).await;
+    let r = api(
+        run.admin,
+        "PUT",
+        "/v1/sites/gamma",
+        Some(OP),
+        br#"{"hosts":["gamma.test","alpha.test"]}"#,
+    )
+    .await;
     assert_eq!(r.status, 409, "{}", r.text());
-    let r = api(run.admin, "PUT", "/v1/sites/gamma", Some(OP), br#"{"hosts":["gamma.test"],"www":"off"}"#).await;
+    let r = api(
+        run.admin,
+        "PUT",
+        "/v1/sites/gamma",
+        Some(OP),
+        br#"{"hosts":["gamma.test"],"www":"off"}"#,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let r = api(run.admin, "GET", "/v1/sites", Some(OP), b"").await;
     let names: Vec<String> = json(&r)["sites"]
@@ -460,13 +570,29 @@ async fn sites_crud_rollback_keep_n_gc_and_purge() {
     let mut ids = Vec::new();
     for i in 0..5 {
         let dist = f._tmp.path().join(format!("g{i}"));
-        write(&dist, "index.html", page(&format!("gamma version {i}")).as_bytes());
-        write(&dist, &format!("only-{i}.txt"), format!("unique to deploy {i}").as_bytes());
-        let rep = publish(&dist, &opts(&run, "gamma", OP), quiet()).await.unwrap();
+        write(
+            &dist,
+            "index.html",
+            page(&format!("gamma version {i}")).as_bytes(),
+        );
+        write(
+            &dist,
+            &format!("only-{i}.txt"),
+            format!("unique to deploy {i}").as_bytes(),
+        );
+        let rep = publish(&dist, &opts(&run, "gamma", OP), quiet())
+            .await
+            .unwrap();
         ids.push(rep.deploy);
         wait_for(run.addr, "gamma.test", "/", &format!("gamma version {i}")).await;
     }
-    let kept: Vec<_> = f.store.deploys("gamma").unwrap().into_iter().map(|d| d.0).collect();
+    let kept: Vec<_> = f
+        .store
+        .deploys("gamma")
+        .unwrap()
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
     assert_eq!(kept.len(), 3, "{kept:?}");
     for id in &ids[2..] {
         assert!(kept.contains(id));
@@ -479,9 +605,21 @@ async fn sites_crud_rollback_keep_n_gc_and_purge() {
     let r = get(run.addr, "gamma.test", "/").await;
     assert!(r.text().contains("gamma version 3"));
     // And forward again by id.
-    let r = api(run.admin, "POST", &format!("/v1/sites/gamma/deploys/{}/activate", ids[4]), Some(OP), b"").await;
+    let r = api(
+        run.admin,
+        "POST",
+        &format!("/v1/sites/gamma/deploys/{}/activate", ids[4]),
+        Some(OP),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(get(run.addr, "gamma.test", "/").await.text().contains("gamma version 4"));
+    assert!(
+        get(run.addr, "gamma.test", "/")
+            .await
+            .text()
+            .contains("gamma version 4")
+    );
 
     // GC drops the blobs only the pruned deploys used; everything kept stays.
     let gone = sha(b"unique to deploy 0");
@@ -489,13 +627,27 @@ async fn sites_crud_rollback_keep_n_gc_and_purge() {
     assert!(f.data.join("blobs").join(&gone[..2]).join(&gone).exists());
     let r = api(run.admin, "POST", "/v1/gc", Some(OP), b"").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(json(&r)["blobs_removed"].as_u64().unwrap() >= 2, "{}", r.text());
+    assert!(
+        json(&r)["blobs_removed"].as_u64().unwrap() >= 2,
+        "{}",
+        r.text()
+    );
     assert!(!f.data.join("blobs").join(&gone[..2]).join(&gone).exists());
-    assert!(f.data.join("blobs").join(&kept_blob[..2]).join(&kept_blob).exists());
+    assert!(
+        f.data
+            .join("blobs")
+            .join(&kept_blob[..2])
+            .join(&kept_blob)
+            .exists()
+    );
     for site in ["alpha", "beta", "gamma"] {
         for (id, _) in f.store.deploys(site).unwrap() {
             for (p, file) in f.store.deploy(site, &id).unwrap().files {
-                let b = f.data.join("blobs").join(&file.sha256[..2]).join(&file.sha256);
+                let b = f
+                    .data
+                    .join("blobs")
+                    .join(&file.sha256[..2])
+                    .join(&file.sha256);
                 assert!(b.exists(), "{site} {id} {p}: blob collected");
             }
         }
@@ -540,7 +692,12 @@ async fn scheduled_activation_fires_and_survives_a_restart() {
     let rep = publish(&dist, &o, quiet()).await.unwrap();
     assert!(!rep.live);
     assert_eq!(rep.activate_at, o.activate_at);
-    assert!(get(run.addr, "www.beta.test", "/").await.text().contains("beta home"));
+    assert!(
+        get(run.addr, "www.beta.test", "/")
+            .await
+            .text()
+            .contains("beta home")
+    );
     wait_for(run.addr, "www.beta.test", "/", "scheduled one").await;
     assert!(f.store.scheduled("beta").unwrap().is_empty());
 
@@ -568,12 +725,105 @@ async fn scheduled_activation_fires_and_survives_a_restart() {
     o = opts(&run, "beta", OP);
     o.activate_at = Some(now() + 1);
     publish(&dist, &o, quiet()).await.unwrap();
-    let r = api(run.admin, "DELETE", "/v1/sites/beta/schedule", Some(OP), b"").await;
+    let r = api(
+        run.admin,
+        "DELETE",
+        "/v1/sites/beta/schedule",
+        Some(OP),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200);
     let until = now() + 2;
     while now() <= until {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(get(run.addr, "www.beta.test", "/").await.text().contains("scheduled two"));
+    assert!(
+        get(run.addr, "www.beta.test", "/")
+            .await
+            .text()
+            .contains("scheduled two")
+    );
+    run.stop().await;
+}
+
+/// A proxy in front of the admin listener that answers every third connection with a
+/// 503 and closes it: the client retries with backoff and the publish still succeeds.
+#[tokio::test]
+async fn the_client_retries_through_a_flaky_link() {
+    let f = fixture();
+    let run = start(api_config(f._tmp.path(), &f.data)).await;
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let paddr = proxy.local_addr().unwrap();
+    let admin = run.admin;
+    let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let r2 = refused.clone();
+    let refuse_all = Arc::new(AtomicBool::new(false));
+    let ra = refuse_all.clone();
+    let task = tokio::spawn(async move {
+        let mut n = 0u64;
+        loop {
+            let Ok((mut c, _)) = proxy.accept().await else {
+                return;
+            };
+            n += 1;
+            if n % 3 == 1 || ra.load(std::sync::atomic::Ordering::Relaxed) {
+                r2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = tokio::io::AsyncReadExt::read(&mut c, &mut buf).await;
+                    let _ = c
+                        .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                });
+                continue;
+            }
+            tokio::spawn(async move {
+                if let Ok(mut up) = tokio::net::TcpStream::connect(admin).await {
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut up).await;
+                }
+            });
+        }
+    });
+    let dist = f._tmp.path().join("flaky");
+    for i in 0..12 {
+        write(
+            &dist,
+            &format!("f{i}.html"),
+            page(&format!("flaky {i}")).as_bytes(),
+        );
+    }
+    let retries = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let r3 = retries.clone();
+    let progress: Arc<dyn Fn(qpage_edge::client::Progress) + Send + Sync> = Arc::new(move |p| {
+        if matches!(p, qpage_edge::client::Progress::Retry(..)) {
+            r3.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let mut o = PublishOptions::new(&format!("http://{paddr}"), "alpha", OP);
+    o.retries = 6;
+    o.backoff = Duration::from_millis(5);
+    o.concurrency = 1;
+    let rep = publish(&dist, &o, progress).await.unwrap();
+    assert!(rep.live);
+    assert_eq!(rep.blobs_uploaded, 12);
+    assert!(refused.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert!(retries.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    wait_for(run.addr, "alpha.test", "/f3.html", "flaky 3").await;
+    // Without retries a failing link fails with a clear error.
+    refuse_all.store(true, std::sync::atomic::Ordering::Relaxed);
+    let dist2 = f._tmp.path().join("flaky2");
+    for i in 0..12 {
+        write(
+            &dist2,
+            &format!("g{i}.html"),
+            page(&format!("second {i}")).as_bytes(),
+        );
+    }
+    o.retries = 0;
+    o.concurrency = 1;
+    let err = publish(&dist2, &o, quiet()).await.unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    task.abort();
     run.stop().await;
 }

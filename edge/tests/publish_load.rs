@@ -43,8 +43,11 @@ fn write_deploy(dir: &std::path::Path, n: u64) {
         write(
             dir,
             &asset(k)[1..],
-            format!("/* built for deploy {k} */ body {{ --deploy: {k}; }}\n{}", CSS.repeat(5))
-                .as_bytes(),
+            format!(
+                "/* built for deploy {k} */ body {{ --deploy: {k}; }}\n{}",
+                CSS.repeat(5)
+            )
+            .as_bytes(),
         );
     }
 }
@@ -142,15 +145,21 @@ async fn a_hundred_deploys_under_constant_load_never_mix_or_fail() {
                         let n: Option<u64> =
                             between(&html, "data-deploy=\"", "\"").and_then(|s| s.parse().ok());
                         let css = between(&html, "href=\"", "\"").map(str::to_string);
-                        let deploy = between(&format!("{tag},"), "deploy-", ",").map(str::to_string);
+                        let deploy =
+                            between(&format!("{tag},"), "deploy-", ",").map(str::to_string);
                         match (n, css, deploy) {
                             (Some(n), Some(css), Some(deploy)) => match fetch(css.clone()).await {
                                 Err(e) => Err(format!("deploy {n}: {e}")),
                                 Ok((_, sheet)) => {
                                     if !sheet.contains(&format!("built for deploy {n} ")) {
-                                        Err(format!("page of deploy {n} got stylesheet {css}: {}", &sheet[..40]))
+                                        Err(format!(
+                                            "page of deploy {n} got stylesheet {css}: {}",
+                                            &sheet[..40]
+                                        ))
                                     } else if n < last {
-                                        Err(format!("reader {r} went back from deploy {last} to {n}"))
+                                        Err(format!(
+                                            "reader {r} went back from deploy {last} to {n}"
+                                        ))
                                     } else {
                                         last = n;
                                         seen.push((n, deploy));
@@ -158,7 +167,10 @@ async fn a_hundred_deploys_under_constant_load_never_mix_or_fail() {
                                     }
                                 }
                             },
-                            _ => Err(format!("malformed page: {tag} {}", &html[..html.len().min(80)])),
+                            _ => Err(format!(
+                                "malformed page: {tag} {}",
+                                &html[..html.len().min(80)]
+                            )),
                         }
                     }
                 };
@@ -198,11 +210,18 @@ async fn a_hundred_deploys_under_constant_load_never_mix_or_fail() {
     }
     let loads = tally.loads.load(Ordering::Relaxed);
     let errors = tally.errors.load(Ordering::Relaxed);
-    assert_eq!(errors, 0, "{errors} failed page loads of {loads}: {problems:?}");
+    assert_eq!(
+        errors, 0,
+        "{errors} failed page loads of {loads}: {problems:?}"
+    );
     assert!(loads >= 200, "only {loads} page loads");
     // Each page's Cache-Tag is the deploy the publisher got for that page's number.
     for (n, deploy) in &all_seen {
-        assert_eq!(ids.get(n), Some(deploy), "page of deploy {n} was tagged {deploy}");
+        assert_eq!(
+            ids.get(n),
+            Some(deploy),
+            "page of deploy {n} was tagged {deploy}"
+        );
     }
     let distinct: std::collections::BTreeSet<u64> = all_seen.iter().map(|(n, _)| *n).collect();
     assert!(
@@ -211,7 +230,10 @@ async fn a_hundred_deploys_under_constant_load_never_mix_or_fail() {
         distinct.len()
     );
     assert!(distinct.contains(&DEPLOYS));
-    assert_eq!(store.live("load").unwrap().map(|d| d.to_string()), ids.get(&DEPLOYS).cloned());
+    assert_eq!(
+        store.live("load").unwrap().map(|d| d.to_string()),
+        ids.get(&DEPLOYS).cloned()
+    );
     assert!(store.deploys("load").unwrap().len() <= 10);
     run.stop().await;
 }

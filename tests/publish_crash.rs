@@ -52,7 +52,12 @@ impl Edge {
         let child = Command::new(env!("CARGO_BIN_EXE_qpage"))
             .args(["edge", "serve", "--data"])
             .arg(data)
-            .args(["--listen", &public.to_string(), "--admin", &admin.to_string()])
+            .args([
+                "--listen",
+                &public.to_string(),
+                "--admin",
+                &admin.to_string(),
+            ])
             .env("QPAGE_OPERATOR_TOKEN", OP)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -147,12 +152,18 @@ fn version(v: usize) -> BTreeMap<String, Vec<u8>> {
     for i in 0..20 {
         files.insert(
             format!("/p{i}.html"),
-            format!("<h1>version {v} page {i}</h1>{}", filler.repeat(20 + i * 10)).into_bytes(),
+            format!(
+                "<h1>version {v} page {i}</h1>{}",
+                filler.repeat(20 + i * 10)
+            )
+            .into_bytes(),
         );
     }
     files.insert(
         "/assets/site.0a1b2c3d.css".to_string(),
-        "body{margin:0;font:16px/1.5 system-ui}\n".repeat(30).into_bytes(),
+        "body{margin:0;font:16px/1.5 system-ui}\n"
+            .repeat(30)
+            .into_bytes(),
     );
     files.insert(
         "/data.bin".to_string(),
@@ -173,8 +184,17 @@ fn manifest(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
 
 /// Starts a deploy: returns its id and the missing hashes.
 fn begin(edge: &Edge, files: &BTreeMap<String, Vec<u8>>) -> (String, Vec<String>) {
-    let r = http(edge.admin, "POST", "/v1/sites/crash/deploys", &manifest(files));
-    assert!(r.0 == 201 || r.0 == 200, "{}", String::from_utf8_lossy(&r.2));
+    let r = http(
+        edge.admin,
+        "POST",
+        "/v1/sites/crash/deploys",
+        &manifest(files),
+    );
+    assert!(
+        r.0 == 201 || r.0 == 200,
+        "{}",
+        String::from_utf8_lossy(&r.2)
+    );
     let v: serde_json::Value = serde_json::from_slice(&r.2).unwrap();
     let missing = v["missing"]
         .as_array()
@@ -194,11 +214,25 @@ fn deploy_fully(edge: &Edge, files: &BTreeMap<String, Vec<u8>>) -> (String, Dura
     let (id, missing) = begin(edge, files);
     let blobs = by_hash(files);
     for h in missing {
-        let r = http(edge.admin, "PUT", &format!("/v1/sites/crash/blobs/{h}"), &blobs[&h]);
-        assert!(r.0 == 201 || r.0 == 200, "{}", String::from_utf8_lossy(&r.2));
+        let r = http(
+            edge.admin,
+            "PUT",
+            &format!("/v1/sites/crash/blobs/{h}"),
+            &blobs[&h],
+        );
+        assert!(
+            r.0 == 201 || r.0 == 200,
+            "{}",
+            String::from_utf8_lossy(&r.2)
+        );
     }
     let t = Instant::now();
-    let r = http(edge.admin, "POST", &format!("/v1/sites/crash/deploys/{id}/finalize"), b"");
+    let r = http(
+        edge.admin,
+        "POST",
+        &format!("/v1/sites/crash/deploys/{id}/finalize"),
+        b"",
+    );
     assert_eq!(r.0, 200, "{}", String::from_utf8_lossy(&r.2));
     (id, t.elapsed())
 }
@@ -285,7 +319,12 @@ fn sigkill_at_any_point_of_a_deploy_leaves_old_or_new_and_intact_blobs() {
     let data = tmp.path().join("data");
     let log = tmp.path().join("edge.log");
     let mut edge = Edge::start(&data, &log);
-    let r = http(edge.admin, "PUT", "/v1/sites/crash", br#"{"hosts":["crash.test"]}"#);
+    let r = http(
+        edge.admin,
+        "PUT",
+        "/v1/sites/crash",
+        br#"{"hosts":["crash.test"]}"#,
+    );
     assert_eq!(r.0, 201, "{}", String::from_utf8_lossy(&r.2));
     let (_, mut finalize_time) = deploy_fully(&edge, &version(0));
     assert_eq!(served_version(&edge, &[0]), 0);
@@ -325,7 +364,12 @@ fn sigkill_at_any_point_of_a_deploy_leaves_old_or_new_and_intact_blobs() {
                 }
                 break;
             }
-            let r = http(edge.admin, "PUT", &format!("/v1/sites/crash/blobs/{h}"), &blobs[h]);
+            let r = http(
+                edge.admin,
+                "PUT",
+                &format!("/v1/sites/crash/blobs/{h}"),
+                &blobs[h],
+            );
             assert!(r.0 == 201 || r.0 == 200);
             done += 1;
         }
@@ -378,7 +422,12 @@ fn qpage_publish_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let edge = Edge::start(&data, &tmp.path().join("edge.log"));
-    let r = http(edge.admin, "PUT", "/v1/sites/shop", br#"{"hosts":["shop.test"]}"#);
+    let r = http(
+        edge.admin,
+        "PUT",
+        "/v1/sites/shop",
+        br#"{"hosts":["shop.test"]}"#,
+    );
     assert_eq!(r.0, 201);
     let r = http(edge.admin, "POST", "/v1/sites/shop/tokens", b"");
     let token: serde_json::Value = serde_json::from_slice(&r.2).unwrap();
@@ -391,7 +440,9 @@ fn qpage_publish_end_to_end() {
     }
     let url = format!("http://{}", edge.admin);
     let dist_s = dist.to_str().unwrap();
-    let args = ["publish", dist_s, "--edge", &url, "--site", "shop", "--quiet"];
+    let args = [
+        "publish", dist_s, "--edge", &url, "--site", "shop", "--quiet",
+    ];
 
     // No token: a clear error; a token on the command line is not an option.
     let o = qpage(&args, &[]);
@@ -403,7 +454,11 @@ fn qpage_publish_end_to_end() {
 
     let o = qpage(&args, &[("QPAGE_TOKEN", &token)]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(out.contains("live: https://shop.test/"), "{out}");
     assert!(out.contains("uploaded 23 blobs"), "{out}");
     let r = try_http(edge.public, "GET", "/", None, b"", "shop.test").unwrap();
@@ -423,9 +478,15 @@ fn qpage_publish_end_to_end() {
 
     // Another site's name with this token is refused.
     let o = qpage(
-        &["publish", dist_s, "--edge", &url, "--site", "other", "--quiet"],
+        &[
+            "publish", dist_s, "--edge", &url, "--site", "other", "--quiet",
+        ],
         &[("QPAGE_TOKEN", &token)],
     );
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("403"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -341,9 +341,9 @@ fn sigkill_at_any_point_of_a_deploy_leaves_old_or_new_and_intact_blobs() {
         let mut label = String::new();
         // Steps, stopping at the kill point.
         let (id, missing) = begin(&edge, &files);
-        let mut done = 1;
         let mut partial: Option<TcpStream> = None;
-        for h in &missing {
+        // Step 1 was the manifest; step `done` uploads the next missing blob.
+        for (done, h) in (1..).zip(missing.iter()) {
             if done >= cut.max(1) && mode != 2 {
                 if mode == 1 {
                     // Half an upload, then the kill.
@@ -371,7 +371,6 @@ fn sigkill_at_any_point_of_a_deploy_leaves_old_or_new_and_intact_blobs() {
                 &blobs[h],
             );
             assert!(r.0 == 201 || r.0 == 200);
-            done += 1;
         }
         if label.is_empty() {
             // All blobs are up: kill during finalize, from early in it to just past

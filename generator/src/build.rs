@@ -10,6 +10,8 @@ use chrono::NaiveDate;
 use crate::config::SiteConfig;
 use crate::error::{BuildError, Diagnostic};
 use crate::finish;
+use crate::images::{ImageCache, ImageSettings};
+use crate::imageset::SiteImages;
 use crate::output::{self, OutFile, OutFiles};
 use crate::render::{self, RenderOptions};
 use crate::site::{Filter, Site};
@@ -30,7 +32,13 @@ pub struct BuildOptions {
     pub dev: bool,
     /// The date that counts as today (default: the system's).
     pub today: Option<NaiveDate>,
+    /// The image cache to use (shared by the sites of a multi-site build); default
+    /// `SITE/.qpage-cache/images`.
+    pub image_cache: Option<Arc<ImageCache>>,
 }
+
+/// Where a site keeps its image cache unless told otherwise.
+pub const IMAGE_CACHE_DIR: &str = ".qpage-cache/images";
 
 /// What a successful build did.
 #[derive(Debug, Clone)]
@@ -53,6 +61,11 @@ pub struct BuildReport {
     pub warnings: Vec<Diagnostic>,
     /// Dangerous pieces of raw HTML removed from content.
     pub sanitized: usize,
+    /// Images processed, and how many of their variants had to be encoded (the rest
+    /// came from the cache).
+    pub images: usize,
+    /// Image variants encoded by this build.
+    pub image_encodes: u64,
 }
 
 impl BuildReport {
@@ -181,11 +194,18 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
     let site = Site::build(config, loaded, data, filter).map_err(BuildError::new)?;
     lap("model", &mut timings);
 
-    let rendered = render::render_site(&site, &templates, RenderOptions { dev: opts.dev })
-        .map_err(BuildError::new)?;
-    lap("render", &mut timings);
+    let image_settings = ImageSettings::from_config(&site.config.images)
+        .map_err(|e| BuildError::one(e.to_diagnostic(Some(Path::new("site.toml")))))?;
+    let image_cache = match &opts.image_cache {
+        Some(c) => Arc::clone(c),
+        None => Arc::new(
+            ImageCache::open(site_dir.join(IMAGE_CACHE_DIR))
+                .map_err(|e| BuildError::one(e.to_diagnostic(None)))?,
+        ),
+    };
+    let encodes_before = image_cache.stats().encodes();
 
-    // Static files: the theme's, then the site's (which win); CSS and JS fingerprinted.
+    // Static files (the theme's, then the site's, which win) and content assets.
     let mut statics: std::collections::BTreeMap<String, OutFile> =
         std::collections::BTreeMap::new();
     for f in theme.statics.iter().cloned().chain(
@@ -200,17 +220,6 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
             },
         );
     }
-    let statics = finish::fingerprint(statics.into_iter().collect());
-    let finished = finish::rewrite_pages(&site.config, &statics.renamed, rendered.pages)
-        .map_err(BuildError::new)?;
-    lap("rewrite", &mut timings);
-
-    // Assemble: static files, content assets, pages, then sitemaps, feeds and robots.txt.
-    let mut files = OutFiles::new();
-    let mut errors = Vec::new();
-    for (path, file) in statics.files {
-        output::add(&mut files, path, file, false, &mut errors);
-    }
     for rel in &site.assets {
         let origin = Path::new("content").join(rel);
         let bytes = std::fs::read(site_dir.join(&origin))
@@ -220,16 +229,54 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
             .map(|c| c.as_os_str().to_string_lossy())
             .collect::<Vec<_>>()
             .join("/");
-        output::add(
-            &mut files,
+        if let Some(other) = statics.get(&out) {
+            return Err(BuildError::one(
+                Diagnostic::file(
+                    &origin,
+                    format!("publishes /{out}, as {} does", other.origin.display()),
+                )
+                .help("rename one of the two files"),
+            ));
+        }
+        statics.insert(
             out,
             OutFile {
                 bytes: Arc::from(bytes),
                 origin,
             },
-            false,
-            &mut errors,
         );
+    }
+    let statics: Vec<(String, OutFile)> = statics.into_iter().collect();
+
+    // Pages render while the images are processed.
+    let (rendered, images) = rayon::join(
+        || render::render_site(&site, &templates, RenderOptions { dev: opts.dev }),
+        || SiteImages::process(&image_cache, &image_settings, &statics),
+    );
+    let mut rendered = rendered.map_err(BuildError::new)?;
+    lap("render", &mut timings);
+
+    let published: std::collections::HashSet<String> =
+        statics.iter().map(|(p, _)| format!("/{p}")).collect();
+    let statics = images.output_files(statics).map_err(BuildError::one)?;
+    let statics = finish::fingerprint(statics);
+    let finished = finish::rewrite_pages(
+        &site.config,
+        &statics.renamed,
+        Some((&images, &published)),
+        rendered.pages,
+    )
+    .map_err(BuildError::new)?;
+    rendered
+        .warnings
+        .extend(finish::image_warnings(&site.config, &images, &finished));
+    lap("rewrite", &mut timings);
+
+    // Assemble: static files, content assets, pages, then sitemaps, feeds and robots.txt.
+    let mut files = OutFiles::new();
+    let mut errors = Vec::new();
+    for (path, file) in statics.files {
+        output::add(&mut files, path, file, false, &mut errors);
     }
     let indexes: Vec<(String, Vec<u8>)> = finish::sitemap_files(&site.config, &finished)
         .into_iter()
@@ -285,5 +332,7 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
                 .filter_map(|s| s.doc.as_ref())
                 .map(|d| d.sanitized)
                 .sum::<usize>(),
+        images: images.len(),
+        image_encodes: image_cache.stats().encodes() - encodes_before,
     })
 }

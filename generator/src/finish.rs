@@ -2,7 +2,7 @@
 //! runs the rewriting pass and minification over every HTML page in parallel, and
 //! writes the indexes built from the result: sitemaps, feeds and robots.txt.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::config::SiteConfig;
 use crate::error::Diagnostic;
 use crate::feed::{self, Feed, Item};
+use crate::imageset::{SiteImages, resolve_src};
 use crate::output::OutFile;
 use crate::render::Rendered;
 use crate::rewrite::{self, Rewriter};
@@ -54,15 +55,22 @@ pub struct Finished {
     pub page: Rendered,
     /// Site paths or URLs of its images.
     pub images: Vec<String>,
+    /// `src`s of its images that name no file of the site.
+    pub missing_images: Vec<String>,
 }
 
-/// Rewrites (and minifies) every HTML page.
+/// Rewrites (and minifies) every HTML page; with `images` (the processed images and the
+/// site paths of every published file), `<img>`s become `<picture>`s.
 pub fn rewrite_pages(
     config: &SiteConfig,
     renamed: &HashMap<String, String>,
+    images: Option<(&SiteImages, &HashSet<String>)>,
     pages: Vec<Rendered>,
 ) -> Result<Vec<Finished>, Vec<Diagnostic>> {
-    let rewriter = Rewriter::new(config, renamed);
+    let mut rewriter = Rewriter::new(config, renamed);
+    if let Some((images, published)) = images {
+        rewriter = rewriter.with_images(images, published);
+    }
     let results: Vec<Result<Finished, Diagnostic>> = pages
         .into_par_iter()
         .map(|mut page| {
@@ -70,14 +78,17 @@ pub fn rewrite_pages(
                 return Ok(Finished {
                     page,
                     images: Vec::new(),
+                    missing_images: Vec::new(),
                 });
             }
-            let r = rewriter.rewrite(&page.bytes).map_err(|e| {
-                Diagnostic::file(
-                    &page.origin,
-                    format!("cannot rewrite the rendered HTML: {e}"),
-                )
-            })?;
+            let r = rewriter
+                .rewrite(&page.bytes, &page_dir(&page.out))
+                .map_err(|e| {
+                    Diagnostic::file(
+                        &page.origin,
+                        format!("cannot rewrite the rendered HTML: {e}"),
+                    )
+                })?;
             page.bytes = if config.minify {
                 rewrite::minify(&r.html)
             } else {
@@ -86,6 +97,7 @@ pub fn rewrite_pages(
             Ok(Finished {
                 page,
                 images: r.images,
+                missing_images: r.missing_images,
             })
         })
         .collect();
@@ -104,6 +116,51 @@ pub fn rewrite_pages(
     }
 }
 
+/// The URL folder of an output page: `blog/post/index.html` -> `/blog/post/`.
+fn page_dir(out: &str) -> String {
+    match out.rsplit_once('/') {
+        Some((dir, _)) => format!("/{dir}/"),
+        None => "/".to_string(),
+    }
+}
+
+/// Warnings about the images of the finished pages: each `<img>` naming no file (on its
+/// page), each original that could not be processed (naming the pages showing it).
+pub fn image_warnings(
+    config: &SiteConfig,
+    images: &SiteImages,
+    pages: &[Finished],
+) -> Vec<Diagnostic> {
+    let mut shown_on: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    let mut out = Vec::new();
+    for f in pages {
+        for src in &f.missing_images {
+            out.push(
+                Diagnostic::file(
+                    &f.page.origin,
+                    format!("<img src=\"{src}\">: no such file in the site"),
+                )
+                .help(
+                    "put the image in static/ or beside the page (a page bundle), or fix its path",
+                ),
+            );
+        }
+        let dir = page_dir(&f.page.out);
+        for src in &f.images {
+            if let Some(path) = resolve_src(src, &dir, &config.base_url)
+                && images.failed(&path)
+            {
+                let pages = shown_on.entry(path).or_default();
+                if !pages.contains(&f.page.origin) {
+                    pages.push(f.page.origin.clone());
+                }
+            }
+        }
+    }
+    out.extend(images.warnings(&shown_on));
+    out
+}
+
 /// Sitemap files for the finished pages.
 pub fn sitemap_files(config: &SiteConfig, pages: &[Finished]) -> Vec<(String, Vec<u8>)> {
     let mut entries: Vec<Entry> = pages
@@ -116,7 +173,12 @@ pub fn sitemap_files(config: &SiteConfig, pages: &[Finished]) -> Vec<(String, Ve
                 loc: config.permalink(path),
                 lastmod: *lastmod,
                 images,
-                alternates: Vec::new(),
+                alternates: f
+                    .page
+                    .alternates
+                    .iter()
+                    .map(|(lang, path)| (lang.clone(), config.permalink(path)))
+                    .collect(),
             })
         })
         .collect();
@@ -154,7 +216,8 @@ pub fn feed_files(site: &Site) -> Vec<(String, Vec<u8>)> {
         page_path: "/".into(),
         title: config.title.clone(),
         description: config.description.clone(),
-        items: items_of(&mut (0..site.pages.len())),
+        // The site feed is the main language's; translations have their sections' feeds.
+        items: items_of(&mut (0..site.pages.len()).filter(|&pi| site.pages[pi].lang.is_none())),
     });
     if config.feeds.sections {
         for s in site.sections.iter().skip(1) {

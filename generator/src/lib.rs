@@ -17,6 +17,7 @@ pub mod feed;
 pub mod finish;
 pub mod frontmatter;
 pub mod images;
+pub mod imageset;
 pub mod markdown;
 pub mod multi;
 pub mod output;

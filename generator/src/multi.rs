@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::build::{BuildOptions, BuildReport, ThemeCache, build_with};
+use crate::build::{BuildOptions, BuildReport, IMAGE_CACHE_DIR, ThemeCache, build_with};
 use crate::config::CONFIG_FILE;
 use crate::error::{BuildError, Diagnostic};
+use crate::images::ImageCache;
 
 /// The result of one site in a multi-site build.
 #[derive(Debug)]
@@ -45,12 +46,20 @@ pub fn build_sites(
         );
     }
     let cache = ThemeCache::default();
+    // One image cache for every site: a photo used by many sites is encoded once.
+    let image_cache = match &template.image_cache {
+        Some(c) => std::sync::Arc::clone(c),
+        None => std::sync::Arc::new(
+            ImageCache::open(dir.join(IMAGE_CACHE_DIR)).map_err(|e| e.to_diagnostic(None))?,
+        ),
+    };
     Ok(sites
         .into_par_iter()
         .map(|site_dir| {
             let opts = BuildOptions {
                 site_dir: site_dir.clone(),
                 output: None,
+                image_cache: Some(std::sync::Arc::clone(&image_cache)),
                 ..template.clone()
             };
             let outcome = SiteOutcome {

@@ -27,6 +27,8 @@ pub struct Rendered {
     pub origin: PathBuf,
     /// Its sitemap entry (site path and last modification), if it belongs in one.
     pub sitemap: Option<(String, Option<NaiveDate>)>,
+    /// Its translations for the sitemap: (language, site path), itself included.
+    pub alternates: Vec<(String, String)>,
 }
 
 /// Rendered pages and the warnings found rendering them.
@@ -86,9 +88,13 @@ pub fn render_site(
                 .as_ref()
                 .map(|(info, _)| seo::head(&site.config, info, &mut warnings));
             let mut r = render_job(site, &tera_templates, &shared, job, head.as_ref())?;
-            r.sitemap = described.and_then(|(info, lastmod)| {
-                (!info.noindex && info.kind != Kind::NotFound).then_some((info.path, lastmod))
-            });
+            if let Some((info, lastmod)) = described
+                && !info.noindex
+                && info.kind != Kind::NotFound
+            {
+                r.alternates = info.alternates;
+                r.sitemap = Some((info.path, lastmod));
+            }
             Ok((r, warnings))
         })
         .collect();
@@ -568,6 +574,7 @@ fn out(path: &str, html: String, origin: &Path) -> Rendered {
         bytes: html.into_bytes(),
         origin: origin.to_path_buf(),
         sitemap: None,
+        alternates: Vec::new(),
     }
 }
 
@@ -666,6 +673,7 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
         noindex: false,
         feeds: Vec::new(),
         alternates: Vec::new(),
+        lang: None,
         faqs: Vec::new(),
         record: None,
     };
@@ -695,7 +703,7 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
                 updated: p.doc.updated,
                 image: extra_str(&front.extra, &["image", "hero_image", "hero"]).map(|i| {
                     (
-                        i.to_string(),
+                        page_relative(i, &p.path),
                         extra_str(&front.extra, &["image_alt", "hero_alt"])
                             .unwrap_or("")
                             .to_string(),
@@ -710,7 +718,8 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
                 word_count: p.doc.rendered.word_count,
                 noindex: front.draft,
                 feeds: feed_links(site, "/"),
-                alternates: Vec::new(),
+                alternates: p.translations.clone(),
+                lang: p.lang.clone(),
                 faqs: faqs_of(front.extra.get("faqs")),
                 record: if template == "business.html" {
                     business_record(site)
@@ -732,7 +741,7 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
                 image: doc.and_then(|d| {
                     extra_str(&d.front.extra, &["image", "hero_image", "hero"]).map(|i| {
                         (
-                            i.to_string(),
+                            page_relative(i, &s.path),
                             extra_str(&d.front.extra, &["image_alt", "hero_alt"])
                                 .unwrap_or("")
                                 .to_string(),
@@ -742,6 +751,12 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
                 crumbs: crumbs(site, s.parent),
                 noindex: *k > 1,
                 feeds: feed_links(site, &s.path),
+                alternates: if *k == 1 {
+                    s.translations.clone()
+                } else {
+                    Vec::new()
+                },
+                lang: s.lang.clone(),
                 faqs: doc
                     .map(|d| faqs_of(d.front.extra.get("faqs")))
                     .unwrap_or_default(),
@@ -761,8 +776,16 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
         }
         Job::TaxonomyList(ti) => {
             let t = &site.taxonomies[*ti];
+            let names: Vec<&str> = t.terms.values().map(|term| term.name.as_str()).collect();
             let info = PageInfo {
                 title: capitalize(&t.name),
+                description: format!(
+                    "All {} {} of {}, each with its posts: {}.",
+                    names.len(),
+                    t.name,
+                    site.config.title,
+                    names.join(", ")
+                ),
                 path: format!("/{}/", t.name),
                 crumbs: crumbs(site, Some(0)),
                 ..base(Kind::Listing)
@@ -775,8 +798,22 @@ fn describe<'a>(site: &'a Site, job: &'a Job) -> Option<(PageInfo<'a>, Option<Na
             let base_path = format!("/{}/{slug}/", t.name);
             let mut crumbs = crumbs(site, Some(0));
             crumbs.push((capitalize(&t.name), format!("/{}/", t.name)));
+            let titles: Vec<&str> = term
+                .pages
+                .iter()
+                .filter_map(|&pi| site.pages[pi].doc.front.title.as_deref())
+                .take(3)
+                .collect();
+            let count = term.pages.len();
             let info = PageInfo {
                 title: term.name.clone(),
+                description: format!(
+                    "{count} {} filed under “{}” on {}: {}.",
+                    if count == 1 { "post" } else { "posts" },
+                    term.name,
+                    site.config.title,
+                    titles.join("; ")
+                ),
                 path: paged_path(&base_path, *k),
                 crumbs,
                 noindex: *k > 1,
@@ -836,4 +873,18 @@ fn capitalize(s: &str) -> String {
     c.next().map_or(String::new(), |f| {
         f.to_uppercase().collect::<String>() + c.as_str()
     })
+}
+/// A front-matter image path as a site path: relative paths (page bundles) resolve
+/// against the page's URL folder; absolute paths and URLs stay as they are.
+fn page_relative(src: &str, page_path: &str) -> String {
+    if src.starts_with('/') || src.contains("://") {
+        src.to_string()
+    } else {
+        let dir = if page_path.ends_with('/') {
+            page_path.to_string()
+        } else {
+            format!("{page_path}/")
+        };
+        format!("{dir}{src}")
+    }
 }

@@ -1,13 +1,26 @@
 //! One streaming pass over each HTML page (lol_html): heading anchor links, `rel` on
 //! external links, lazy images below the first, fingerprinted asset URLs; it also
-//! collects the page's images for the sitemap. Minification follows (minify-html).
+//! turns each `<img>` of a processed image into a responsive `<picture>` and gives
+//! `og:image` its dimensions; it also collects the page's images for the sitemap, and
+//! the ones that name no file of the site. Minification follows (minify-html).
 
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{HtmlRewriter, Settings, element};
 
 use crate::config::SiteConfig;
+use crate::images::{PictureOptions, picture_html};
+use crate::imageset::{SiteImages, VARIANT_PREFIX, resolve_src};
+
+/// Attribute a template puts on an `<img>` to choose its `sizes` (the `image()` template
+/// function does); the pass consumes it.
+pub const SIZES_ATTR: &str = "data-qp-sizes";
+
+/// Attributes of an author's `<img>` carried over to the `<img>` of its `<picture>`.
+const KEPT_IMG_ATTRS: [&str; 4] = ["class", "id", "title", "fetchpriority"];
 
 /// What the pass needs to know about the site.
 pub struct Rewriter<'a> {
@@ -15,6 +28,9 @@ pub struct Rewriter<'a> {
     host: String,
     /// Asset site path -> fingerprinted site path.
     assets: &'a HashMap<String, String>,
+    /// Processed images, and the site paths of every published file (to find `<img>`s
+    /// that point nowhere).
+    images: Option<(&'a SiteImages, &'a HashSet<String>)>,
 }
 
 /// The rewritten page and what was found in it.
@@ -24,6 +40,8 @@ pub struct Rewritten {
     pub html: Vec<u8>,
     /// Site paths or URLs of the images on the page, in order.
     pub images: Vec<String>,
+    /// `src`s of images that name no file of the site.
+    pub missing_images: Vec<String>,
 }
 
 impl<'a> Rewriter<'a> {
@@ -34,14 +52,26 @@ impl<'a> Rewriter<'a> {
             config,
             host,
             assets,
+            images: None,
         }
     }
 
-    /// Rewrites one page.
-    pub fn rewrite(&self, html: &[u8]) -> Result<Rewritten, String> {
+    /// Also turns `<img>`s of `images` into `<picture>`s and reports those whose file is
+    /// not among `published` (site paths).
+    pub fn with_images(mut self, images: &'a SiteImages, published: &'a HashSet<String>) -> Self {
+        self.images = Some((images, published));
+        self
+    }
+
+    /// Rewrites one page; `page_dir` is its URL folder (`/blog/post/`), against which
+    /// relative image sources resolve.
+    pub fn rewrite(&self, html: &[u8], page_dir: &str) -> Result<Rewritten, String> {
         let mut out = Vec::with_capacity(html.len());
-        let images = std::cell::RefCell::new(Vec::new());
-        let img_count = std::cell::Cell::new(0usize);
+        let images = RefCell::new(Vec::new());
+        let missing = RefCell::new(Vec::new());
+        let img_count = Cell::new(0usize);
+        let in_picture = Rc::new(Cell::new(false));
+        let in_picture_start = Rc::clone(&in_picture);
         let mut rewriter = HtmlRewriter::new(
             Settings::new()
                 .append_element_content_handler(element!("h2[id], h3[id], h4[id]", |el| {
@@ -59,9 +89,30 @@ impl<'a> Rewriter<'a> {
                         self.link(el);
                         Ok(())
                     }))
+                .append_element_content_handler(element!("picture", |el| {
+                        in_picture_start.set(true);
+                        let flag = Rc::clone(&in_picture_start);
+                        if let Some(handlers) = el.end_tag_handlers() {
+                            let clear: lol_html::EndTagHandler<'static> = Box::new(move |_end| {
+                                flag.set(false);
+                                Ok(())
+                            });
+                            handlers.push(clear);
+                        }
+                        Ok(())
+                    }))
                 .append_element_content_handler(element!("img", |el| {
                         let n = img_count.get();
                         img_count.set(n + 1);
+                        let sizes = el.get_attribute(SIZES_ATTR);
+                        el.remove_attribute(SIZES_ATTR);
+                        if !in_picture.get()
+                            && let Some(src) = el.get_attribute("src")
+                            && let Some(url) = self.picture(el, &src, sizes.as_deref(), n == 0, page_dir, &missing)
+                        {
+                            images.borrow_mut().push(url);
+                            return Ok(());
+                        }
                         if n > 0 {
                             if !el.has_attribute("loading") {
                                 el.set_attribute("loading", "lazy")?;
@@ -74,6 +125,10 @@ impl<'a> Rewriter<'a> {
                             && !src.starts_with("data:") {
                                 images.borrow_mut().push(src);
                             }
+                        Ok(())
+                    }))
+                .append_element_content_handler(element!(r#"meta[property="og:image"]"#, |el| {
+                        self.og_image(el);
                         Ok(())
                     }))
                 .append_element_content_handler(element!("link[href], script[src]", |el| {
@@ -91,7 +146,78 @@ impl<'a> Rewriter<'a> {
         Ok(Rewritten {
             html: out,
             images: images.into_inner(),
+            missing_images: missing.into_inner(),
         })
+    }
+
+    /// Replaces an `<img>` of a processed image by its `<picture>`, returning the URL
+    /// of the fallback; notes a `src` that names no published file.
+    fn picture(
+        &self,
+        el: &mut Element,
+        src: &str,
+        sizes: Option<&str>,
+        first: bool,
+        page_dir: &str,
+        missing: &RefCell<Vec<String>>,
+    ) -> Option<String> {
+        let (images, published) = self.images?;
+        let site_path = resolve_src(src, page_dir, &self.config.base_url)?;
+        let Some(processed) = images.get(&site_path) else {
+            if !published.contains(&site_path) && !images.failed(&site_path) {
+                missing.borrow_mut().push(src.to_string());
+            }
+            return None;
+        };
+        let alt = el.get_attribute("alt");
+        let eager = match el.get_attribute("loading").as_deref() {
+            Some(l) => l.eq_ignore_ascii_case("eager"),
+            None => first,
+        };
+        let kept: Vec<(&str, String)> = KEPT_IMG_ATTRS
+            .iter()
+            .filter_map(|name| Some((*name, el.get_attribute(name)?)))
+            .filter(|(name, _)| !(eager && *name == "fetchpriority"))
+            .collect();
+        let html = picture_html(
+            processed,
+            &PictureOptions {
+                alt: alt.as_deref(),
+                sizes,
+                url_prefix: VARIANT_PREFIX,
+                eager,
+                attrs: kept.iter().map(|(n, v)| (*n, v.as_str())).collect(),
+            },
+        );
+        el.replace(&html, ContentType::Html);
+        Some(format!(
+            "{VARIANT_PREFIX}{}",
+            processed.fallback().file_name
+        ))
+    }
+
+    /// Points `og:image` at a published file of a processed image and adds its
+    /// `og:image:width` / `og:image:height`.
+    fn og_image(&self, el: &mut Element) {
+        let Some((images, _)) = self.images else {
+            return;
+        };
+        let Some(content) = el.get_attribute("content") else {
+            return;
+        };
+        let Some(site_path) = resolve_src(&content, "/", &self.config.base_url) else {
+            return;
+        };
+        let Some((url, width, height)) = images.published(&site_path) else {
+            return;
+        };
+        let _ = el.set_attribute("content", &self.config.permalink(&url));
+        el.after(
+            &format!(
+                r#"<meta property="og:image:width" content="{width}"><meta property="og:image:height" content="{height}">"#
+            ),
+            ContentType::Html,
+        );
     }
 
     fn link(&self, el: &mut Element) {
@@ -177,7 +303,7 @@ mod tests {
 <a href="https://other.example/x">o</a><a href="https://a.test/in">i</a><a href="/rel">r</a>
 <a href="https://www.shop.example/p" rel="external">s</a><a href="http://spam.example">n</a>
 <img src="/a.png" alt="a"><img src="/b.png" alt="b"><img src="/c.png" alt="c" loading="eager">"#;
-        let out = r.rewrite(html).expect("rewrite");
+        let out = r.rewrite(html, "/").expect("rewrite");
         let s = String::from_utf8(out.html).expect("utf8");
         assert!(s.contains("href=\"/style.0123abcd.css\""), "{s}");
         assert!(

@@ -59,6 +59,8 @@ pub struct PageInfo<'a> {
     pub feeds: Vec<(&'static str, String)>,
     /// Translations: (language, site path), this page's own included.
     pub alternates: Vec<(String, String)>,
+    /// Language, when not the site's main one.
+    pub lang: Option<String>,
     /// FAQ items: (question, answer HTML).
     pub faqs: Vec<(String, String)>,
     /// A data record this page presents, its schema.org type and source file.
@@ -70,6 +72,8 @@ pub struct PageInfo<'a> {
 pub struct Head {
     /// `<title>` text.
     pub title: String,
+    /// The page's language (`<html lang>`).
+    pub lang: String,
     /// Meta description.
     pub description: String,
     /// Absolute canonical URL (none for the 404 page).
@@ -80,6 +84,9 @@ pub struct Head {
     pub html: String,
 }
 
+/// Longest `<title>` the pattern may make (longer ones drop the site name).
+pub const TITLE_MAX: usize = 60;
+
 /// Builds the head of one page; warnings are pushed for records missing required
 /// properties.
 pub fn head(config: &SiteConfig, info: &PageInfo, warnings: &mut Vec<Diagnostic>) -> Head {
@@ -88,10 +95,17 @@ pub fn head(config: &SiteConfig, info: &PageInfo, warnings: &mut Vec<Diagnostic>
     {
         config.title.clone()
     } else {
-        config
+        let full = config
             .title_pattern
             .replace("{title}", &info.title)
-            .replace("{site}", &config.title)
+            .replace("{site}", &config.title);
+        // Search results cut titles near 60 characters, and what they cut is the site
+        // name: a long page title goes alone rather than truncated.
+        if full.chars().count() > TITLE_MAX && info.title.chars().count() <= TITLE_MAX {
+            info.title.clone()
+        } else {
+            full
+        }
     };
     let description = if info.description.trim().is_empty() {
         config.description.clone()
@@ -123,7 +137,11 @@ pub fn head(config: &SiteConfig, info: &PageInfo, warnings: &mut Vec<Diagnostic>
     }
     meta("property", "og:url", &canonical);
     meta("property", "og:site_name", &config.title);
-    meta("property", "og:locale", &config.language.replace('-', "_"));
+    let lang = info.lang.clone().unwrap_or_else(|| config.language.clone());
+    meta("property", "og:locale", &lang.replace('-', "_"));
+    for (other, _) in info.alternates.iter().filter(|(l, _)| *l != lang) {
+        meta("property", "og:locale:alternate", &other.replace('-', "_"));
+    }
     let image = info
         .image
         .clone()
@@ -201,6 +219,7 @@ pub fn head(config: &SiteConfig, info: &PageInfo, warnings: &mut Vec<Diagnostic>
     }
     Head {
         title,
+        lang,
         description,
         canonical: (info.kind != Kind::NotFound).then_some(canonical),
         robots,
@@ -655,6 +674,7 @@ mod tests {
             noindex: false,
             feeds: vec![],
             alternates: vec![],
+            lang: None,
             faqs: vec![],
             record: None,
         }

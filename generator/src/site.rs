@@ -3,7 +3,7 @@
 //! Built once, then shared read-only by the render threads.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use indexmap::IndexMap;
@@ -51,6 +51,10 @@ pub struct Page {
     pub lower: Option<usize>,
     /// See `lower`.
     pub higher: Option<usize>,
+    /// Its language when it is not the site's main one (`foo.fr.md`, `content/fr/...`).
+    pub lang: Option<String>,
+    /// Its translations, this page included: (language, site path); empty when none.
+    pub translations: Vec<(String, String)>,
 }
 
 /// One section (a folder with `_index.md`, or the root).
@@ -70,6 +74,11 @@ pub struct Section {
     pub pages: Vec<usize>,
     /// Child sections, sorted by weight then title.
     pub subsections: Vec<usize>,
+    /// Its language when it is not the site's main one; a language's root section
+    /// (`/fr/`) has no parent.
+    pub lang: Option<String>,
+    /// Its translations, this section included: (language, site path); empty when none.
+    pub translations: Vec<(String, String)>,
 }
 
 /// A taxonomy with its terms.
@@ -161,12 +170,38 @@ impl Site {
             parent: None,
             pages: Vec::new(),
             subsections: Vec::new(),
+            lang: None,
+            translations: Vec::new(),
         }];
         let mut by_dirs: HashMap<Vec<String>, usize> = HashMap::new();
         by_dirs.insert(Vec::new(), 0);
         let mut dropped_dirs: Vec<Vec<String>> = Vec::new();
         let mut page_docs = Vec::new();
-        for doc in loaded.documents {
+        // Translation key of every page and section, by site path.
+        let mut keys: HashMap<String, String> = HashMap::new();
+        let mut langs_used: Vec<String> = Vec::new();
+        for mut doc in loaded.documents {
+            let (lang, key) = assign_language(&mut doc, &config.languages);
+            if let Some(l) = &lang
+                && !langs_used.contains(l)
+            {
+                langs_used.push(l.clone());
+            }
+            if doc.is_section {
+                if !keep(&doc) {
+                    dropped_dirs.push(doc.dirs.clone());
+                    continue;
+                }
+                let spath = if doc.dirs.is_empty() {
+                    "/".to_string()
+                } else {
+                    format!("/{}/", slug_dirs(&doc.dirs).join("/"))
+                };
+                keys.insert(spath, key);
+            } else {
+                page_docs.push((doc, lang, key));
+                continue;
+            }
             if doc.is_section {
                 if !keep(&doc) {
                     dropped_dirs.push(doc.dirs.clone());
@@ -183,6 +218,7 @@ impl Site {
                         .clone()
                         .unwrap_or_else(|| doc.dirs.last().cloned().unwrap_or_default());
                     by_dirs.insert(doc.dirs.clone(), sections.len());
+                    let lang = language_of(&doc.dirs, &config.languages);
                     sections.push(Section {
                         dirs: doc.dirs.clone(),
                         path,
@@ -190,22 +226,45 @@ impl Site {
                         parent: None,
                         pages: Vec::new(),
                         subsections: Vec::new(),
+                        lang,
+                        translations: Vec::new(),
                         doc: Some(doc),
                     });
                 }
-            } else {
-                page_docs.push(doc);
             }
         }
-        // Parents of sections.
+        // Each language's root section (`/fr/`), made when its `_index` is missing.
+        for lang in &langs_used {
+            let dirs = vec![lang.clone()];
+            if by_dirs.contains_key(&dirs) {
+                continue;
+            }
+            by_dirs.insert(dirs.clone(), sections.len());
+            keys.insert(format!("/{lang}/"), "|_index|true".into());
+            sections.push(Section {
+                doc: None,
+                dirs,
+                path: format!("/{lang}/"),
+                title: config.title.clone(),
+                parent: None,
+                pages: Vec::new(),
+                subsections: Vec::new(),
+                lang: Some(lang.clone()),
+                translations: Vec::new(),
+            });
+        }
+        // Parents of sections; a language's root has none.
         for i in 1..sections.len() {
+            if sections[i].lang.is_some() && sections[i].dirs.len() == 1 {
+                continue;
+            }
             let parent = nearest(&by_dirs, &sections[i].dirs[..sections[i].dirs.len() - 1]);
             sections[i].parent = Some(parent);
             sections[parent].subsections.push(i);
         }
         // Pages.
         let mut pages = Vec::new();
-        for doc in page_docs {
+        for (doc, lang, key) in page_docs {
             if !keep(&doc) || dropped_dirs.iter().any(|d| doc.dirs.starts_with(d)) {
                 continue;
             }
@@ -221,6 +280,7 @@ impl Site {
             let mut parts = slug_dirs(&doc.dirs);
             parts.push(slug);
             let path = format!("/{}/", parts.join("/"));
+            keys.insert(path.clone(), key);
             pages.push(Page {
                 doc,
                 path,
@@ -228,6 +288,8 @@ impl Site {
                 terms: IndexMap::new(),
                 lower: None,
                 higher: None,
+                lang,
+                translations: Vec::new(),
             });
         }
         // Taxonomies.
@@ -363,6 +425,7 @@ impl Site {
                 });
             }
         }
+        link_translations(&config.language, &keys, &mut pages, &mut sections);
         let site = Site {
             config,
             pages,
@@ -426,6 +489,101 @@ pub fn normalize_alias(alias: &str) -> String {
         a.push('/');
     }
     a
+}
+
+/// The language of content under `dirs` (its first folder, when that is one of the
+/// site's other languages).
+fn language_of(dirs: &[String], languages: &[String]) -> Option<String> {
+    dirs.first().filter(|d| languages.contains(d)).cloned()
+}
+
+/// Moves a translated document (`foo.fr.md`, `_index.fr.md`, `post/index.fr.md`) into
+/// its language's folder (`fr/foo`), and returns its language and the key that its
+/// translations share (folders without the language, stem, section or not).
+fn assign_language(doc: &mut Document, languages: &[String]) -> (Option<String>, String) {
+    let name = doc
+        .file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
+    let suffixed = name
+        .strip_suffix(".md")
+        .and_then(|n| n.rsplit_once('.'))
+        .filter(|(_, l)| languages.iter().any(|x| x == l));
+    if let Some((base, lang)) = suffixed {
+        match base {
+            "_index" => doc.is_section = true,
+            "index" => {
+                doc.stem = doc.dirs.pop().unwrap_or_default();
+                doc.bundle = doc
+                    .file
+                    .parent()
+                    .and_then(|p| p.strip_prefix("content").ok())
+                    .map(Path::to_path_buf);
+            }
+            other => doc.stem = other.to_string(),
+        }
+        let key = format!(
+            "{}|{}|{}",
+            doc.dirs.join("/"),
+            key_stem(doc),
+            doc.is_section
+        );
+        doc.dirs.insert(0, lang.to_string());
+        return (Some(lang.to_string()), key);
+    }
+    let lang = language_of(&doc.dirs, languages);
+    let rest = if lang.is_some() {
+        &doc.dirs[1..]
+    } else {
+        &doc.dirs[..]
+    };
+    let key = format!("{}|{}|{}", rest.join("/"), key_stem(doc), doc.is_section);
+    (lang, key)
+}
+
+fn key_stem(doc: &Document) -> &str {
+    if doc.is_section { "_index" } else { &doc.stem }
+}
+
+/// Gives every page and section whose translation key is shared the list of its
+/// translations (main language first).
+fn link_translations(
+    main: &str,
+    keys: &HashMap<String, String>,
+    pages: &mut [Page],
+    sections: &mut [Section],
+) {
+    let mut groups: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+    let entries = pages
+        .iter()
+        .map(|p| (&p.path, &p.lang))
+        .chain(sections.iter().map(|s| (&s.path, &s.lang)));
+    for (path, lang) in entries {
+        if let Some(key) = keys.get(path) {
+            groups.entry(key.as_str()).or_default().push((
+                lang.clone().unwrap_or_else(|| main.to_string()),
+                path.clone(),
+            ));
+        }
+    }
+    for list in groups.values_mut() {
+        list.sort_by(|a, b| ((a.0 != main), &a.0).cmp(&((b.0 != main), &b.0)));
+    }
+    let find = |path: &str| -> Vec<(String, String)> {
+        keys.get(path)
+            .and_then(|k| groups.get(k.as_str()))
+            .filter(|g| g.len() > 1)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for p in pages.iter_mut() {
+        p.translations = find(&p.path);
+    }
+    for s in sections.iter_mut() {
+        s.translations = find(&s.path);
+    }
 }
 
 fn slug_dirs(dirs: &[String]) -> Vec<String> {

@@ -361,6 +361,34 @@ fn register(tera: &mut Tera) {
             })
         },
     );
+    // `image(src, alt, sizes?, eager?)`: an `<img>` that the rewriting pass turns into a
+    // responsive `<picture>` (AVIF srcset, width/height, lazy unless eager).
+    tera.register_function(
+        "image",
+        |kwargs: Kwargs, _: &State| -> tera::TeraResult<Value> {
+            let src = kwargs.must_get::<&str>("src")?;
+            let alt = kwargs.get::<&str>("alt")?.unwrap_or("");
+            let esc = crate::markdown::escape_attr;
+            let mut html = format!(r#"<img src="{}" alt="{}""#, esc(src), esc(alt));
+            if let Some(sizes) = kwargs.get::<&str>("sizes")? {
+                html.push_str(&format!(
+                    r#" {}="{}""#,
+                    crate::rewrite::SIZES_ATTR,
+                    esc(sizes)
+                ));
+            }
+            if let Some(class) = kwargs.get::<&str>("class")? {
+                html.push_str(&format!(r#" class="{}""#, esc(class)));
+            }
+            let eager = kwargs.get::<bool>("eager")?.unwrap_or(false);
+            html.push_str(if eager {
+                r#" loading="eager">"#
+            } else {
+                r#" loading="lazy">"#
+            });
+            Ok(Value::safe_string(&html))
+        },
+    );
     tera.register_function("get_page", |kwargs: Kwargs, state: &State| {
         lookup(kwargs, state, PAGES_KEY, "get_page", "page")
     });

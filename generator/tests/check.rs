@@ -417,6 +417,51 @@ fn headings_and_images() {
 }
 
 #[test]
+fn image_weight_and_display_size() {
+    let mut s = clean();
+    let body = |b: &str| format!("<h1>T</h1>{b}<p>{}</p>", words("i", 120));
+    s.add(P::new("heavy")).body = body(r#"<img src="/big.png" alt="Big">"#);
+    s.add(P::new("shown-small")).body = body(r#"<img src="/wide.png" alt="Wide" width="100">"#);
+    s.add(P::new("responsive")).body =
+        body(r#"<img src="/wide.png" srcset="/wide.png 800w" sizes="100px" alt="" width="100">"#);
+    s.add(P::new("fits")).body = body(r#"<img src="/wide.png" alt="Wide" width="400">"#);
+    let built = s.build();
+    // Written after the build, so the image pipeline leaves them as they are.
+    let dist = built.dir.join("dist");
+    image::RgbImage::from_pixel(3000, 4, image::Rgb([200, 100, 50]))
+        .save(dist.join("big.png"))
+        .expect("big.png");
+    image::RgbImage::from_pixel(800, 4, image::Rgb([20, 100, 50]))
+        .save(dist.join("wide.png"))
+        .expect("wide.png");
+    let r = built.audit();
+    assert_found(
+        &r,
+        &[
+            ("img-oversized", "/heavy/"),
+            ("img-larger-than-displayed", "/shown-small/"),
+        ],
+    );
+    let msg = |rule: &str| {
+        r.findings
+            .iter()
+            .find(|f| f.rule == rule)
+            .map(|f| f.message.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        msg("img-oversized").contains("3000 px wide"),
+        "{}",
+        msg("img-oversized")
+    );
+    assert!(
+        msg("img-larger-than-displayed").contains("800 px wide but shown at 100 px"),
+        "{}",
+        msg("img-larger-than-displayed")
+    );
+}
+
+#[test]
 fn canonical() {
     let mut s = clean();
     s.add(P::new("no-canonical")).canonical = None;

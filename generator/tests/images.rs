@@ -571,7 +571,7 @@ fn picture_markup_attributes_and_escaping() {
     let html = picture_html(
         &p,
         &PictureOptions {
-            alt: r#"A "cup" <of> coffee & 'cake'"#,
+            alt: Some(r#"A "cup" <of> coffee & 'cake'"#),
             url_prefix: "/img/",
             attrs: vec![
                 ("class", "hero \"x\""),
@@ -610,7 +610,7 @@ fn picture_markup_attributes_and_escaping() {
     let eager = picture_html(
         &p,
         &PictureOptions {
-            alt: "",
+            alt: Some(""),
             sizes: Some("50vw"),
             url_prefix: "https://cdn.example/a b,c/",
             eager: true,

@@ -21,6 +21,10 @@ pub struct CheckConfig {
     pub description_max: usize,
     /// Fewest words of main text (`thin-page`).
     pub min_words: usize,
+    /// Heaviest image file, in bytes (`img-oversized`).
+    pub image_max_bytes: u64,
+    /// Widest image file, in pixels (`img-oversized`).
+    pub image_max_width: u32,
     /// User agents whose robots.txt rules must allow every sitemap URL.
     pub robots_agents: Vec<String>,
     /// Site path prefixes not audited (they still count as link targets).
@@ -48,6 +52,8 @@ impl Default for CheckConfig {
             description_min: 50,
             description_max: 160,
             min_words: 100,
+            image_max_bytes: 500_000,
+            image_max_width: 2560,
             robots_agents: vec!["*".into(), "Googlebot".into(), "Bingbot".into()],
             ignore: Vec::new(),
             rules: BTreeMap::new(),

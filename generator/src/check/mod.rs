@@ -96,6 +96,16 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         "<img> without an alt attribute",
     ),
     (
+        "img-oversized",
+        Severity::Warn,
+        "an image file heavier than `image_max_bytes` or wider than `image_max_width`",
+    ),
+    (
+        "img-larger-than-displayed",
+        Severity::Warn,
+        "an <img> without srcset whose file is over twice as wide as its width attribute",
+    ),
+    (
         "canonical-missing",
         Severity::Error,
         "no <link rel=\"canonical\">",

@@ -27,6 +27,8 @@ pub(crate) struct Page {
     pub headings: Vec<u8>,
     /// `src` of each `<img>` without an alt attribute.
     pub imgs_without_alt: Vec<String>,
+    /// Every `<img>` with a `src`.
+    pub imgs: Vec<Img>,
     /// Element ids (and `<a name>`), the targets of `#fragments`.
     pub ids: HashSet<String>,
     /// URLs the page refers to.
@@ -35,6 +37,17 @@ pub(crate) struct Page {
     pub jsonld: Vec<String>,
     /// Words of main text (`<main>`, else `<body>`).
     pub words: usize,
+}
+
+/// An `<img>` of a page.
+#[derive(Debug, Clone)]
+pub(crate) struct Img {
+    /// `src` as written.
+    pub src: String,
+    /// The `width` attribute (CSS pixels), when it is a number.
+    pub width: Option<u32>,
+    /// Whether it (or its `<picture>`) offers a `srcset`.
+    pub responsive: bool,
 }
 
 /// A URL in a page.
@@ -162,6 +175,20 @@ impl Page {
             if img.value().attr("alt").is_none() {
                 p.imgs_without_alt
                     .push(img.value().attr("src").unwrap_or("").to_string());
+            }
+            if let Some(src) = img.value().attr("src") {
+                let in_picture = img
+                    .parent()
+                    .and_then(ElementRef::wrap)
+                    .is_some_and(|e| e.value().name() == "picture");
+                p.imgs.push(Img {
+                    src: src.to_string(),
+                    width: img
+                        .value()
+                        .attr("width")
+                        .and_then(|w| w.trim().parse().ok()),
+                    responsive: img.value().attr("srcset").is_some() || in_picture,
+                });
             }
         }
         for e in doc.select(&IDS) {

@@ -159,26 +159,7 @@ pub(crate) fn is_404(p: &Page) -> bool {
     p.file == "404.html"
 }
 
-/// Decodes `%XX` escapes (invalid UTF-8 is replaced).
-pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub(crate) use crate::imageset::percent_decode;
 
 /// Runs every page rule and the site-wide link rules.
 pub(crate) fn run(site: &SiteView<'_>, out: &mut Vec<Raw>) {
@@ -189,9 +170,72 @@ pub(crate) fn run(site: &SiteView<'_>, out: &mut Vec<Raw>) {
         page_rules(site, p, out);
         links(site, p, out);
     }
+    images(site, out);
     duplicates(site, out);
     orphans(site, out);
     redirects(site, out);
+}
+
+/// Image files that are too heavy or too wide, and `<img>`s served far wider than shown.
+fn images(site: &SiteView<'_>, out: &mut Vec<Raw>) {
+    let c = site.check;
+    // (bytes, width) of each raster file, read once.
+    let mut seen: HashMap<String, Option<(u64, u32)>> = HashMap::new();
+    let mut facts = |file: &str| -> Option<(u64, u32)> {
+        *seen.entry(file.to_string()).or_insert_with(|| {
+            if !crate::imageset::is_raster(file) {
+                return None;
+            }
+            let path = site.dist.join(file);
+            let bytes = std::fs::metadata(&path).ok()?.len();
+            let (w, _) = image::ImageReader::open(&path)
+                .ok()?
+                .with_guessed_format()
+                .ok()?
+                .into_dimensions()
+                .ok()?;
+            Some((bytes, w))
+        })
+    };
+    let mut reported: HashSet<String> = HashSet::new();
+    for p in site.pages.iter().filter(|p| !p.is_redirect()) {
+        for img in &p.imgs {
+            let Some(file) = site.internal(Some(p), &img.src).and_then(|t| t.file) else {
+                continue;
+            };
+            let Some((bytes, width)) = facts(&file) else {
+                continue;
+            };
+            if (bytes > c.image_max_bytes || width > c.image_max_width)
+                && reported.insert(file.clone())
+            {
+                out.push((
+                    "img-oversized",
+                    p.path.clone(),
+                    format!(
+                        "/{file} is {} KB and {width} px wide (max {} KB, {} px): resize it, or let qpage's image pipeline serve it",
+                        bytes / 1000,
+                        c.image_max_bytes / 1000,
+                        c.image_max_width
+                    ),
+                ));
+            }
+            if let Some(shown) = img.width
+                && !img.responsive
+                && shown > 0
+                && width > shown.saturating_mul(2)
+            {
+                out.push((
+                    "img-larger-than-displayed",
+                    p.path.clone(),
+                    format!(
+                        "<img src=\"{}\"> is {width} px wide but shown at {shown} px: serve a smaller file or add srcset",
+                        img.src
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 fn page_rules(site: &SiteView<'_>, p: &Page, out: &mut Vec<Raw>) {

@@ -7,8 +7,9 @@ use super::{Format, Processed, Variant};
 /// How to render a [`Processed`] image as `<picture>`.
 #[derive(Debug, Clone, Default)]
 pub struct PictureOptions<'a> {
-    /// The `alt` text (always emitted, empty for decorative images).
-    pub alt: &'a str,
+    /// The `alt` text (`Some("")` for decorative images). `None` emits no `alt`, so an
+    /// audit still sees an `<img>` whose author forgot it.
+    pub alt: Option<&'a str>,
     /// The `sizes` attribute; `None` means "as wide as the viewport, at most the image's
     /// own width": `(max-width: Wpx) 100vw, Wpx`.
     pub sizes: Option<&'a str>,
@@ -127,11 +128,12 @@ pub fn picture_html(processed: &Processed, options: &PictureOptions<'_>) -> Stri
     }
     let _ = write!(
         html,
-        r#" width="{}" height="{}" alt="{}""#,
-        fallback.width,
-        fallback.height,
-        escape_attr(options.alt)
+        r#" width="{}" height="{}""#,
+        fallback.width, fallback.height
     );
+    if let Some(alt) = options.alt {
+        let _ = write!(html, r#" alt="{}""#, escape_attr(alt));
+    }
     if options.eager {
         html.push_str(r#" loading="eager" fetchpriority="high" decoding="async""#);
     } else {

@@ -12,7 +12,7 @@
 //! for variant in &processed.variants {
 //!     // copy variant.path (in the cache) to dist/images/<variant.file_name>
 //! }
-//! let html = picture_html(&processed, &PictureOptions { alt: "A photo", url_prefix: "/images/", ..Default::default() });
+//! let html = picture_html(&processed, &PictureOptions { alt: Some("A photo"), url_prefix: "/images/", ..Default::default() });
 //! # Ok(()) }
 //! ```
 //!

@@ -10,8 +10,12 @@ page = os.path.join(dist, "index.html")
 
 def timed(cmd):
     t = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return time.perf_counter() - t, out
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"{cmd[3]} failed ({r.returncode}): {r.stderr}")
+    took = time.perf_counter() - t
+    print(f"  {cmd[3]}: {took:.2f} s", file=sys.stderr, flush=True)
+    return took, r.stdout
 
 def qpublish():
     took, out = timed(["taskset", "-c", "1", qpage, "publish", dist, "--edge", f"http://{admin}",

@@ -46,6 +46,8 @@ PIDS+=($!)
 mkdir -p "$WORK/rsync-dst"
 cat > "$WORK/rsyncd.conf" <<CONF
 use chroot = false
+uid = $(id -u)
+gid = $(id -g)
 [dst]
 path = $WORK/rsync-dst
 read only = false

@@ -827,3 +827,73 @@ async fn the_client_retries_through_a_flaky_link() {
     task.abort();
     run.stop().await;
 }
+
+/// GC while an upload session is open keeps the blobs it declares (uploaded or not
+/// yet), so the deploy can still be finalized afterwards.
+#[tokio::test]
+async fn gc_keeps_the_blobs_of_an_upload_in_flight() {
+    let f = fixture();
+    let mut cfg = api_config(f._tmp.path(), &f.data);
+    cfg.api.gc_grace_secs = 0;
+    let run = start(cfg).await;
+    let a = page("in flight a").into_bytes();
+    let b = page("in flight b").into_bytes();
+    let r = api(
+        run.admin,
+        "POST",
+        "/v1/sites/beta/deploys",
+        Some(OP),
+        &manifest(&[("/index.html", &a), ("/b.html", &b)]),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = json(&r)["deploy"].as_str().unwrap().to_string();
+    let r = api(
+        run.admin,
+        "PUT",
+        &format!("/v1/sites/beta/blobs/{}", sha(&a)),
+        Some(OP),
+        &a,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = api(run.admin, "POST", "/v1/gc", Some(OP), b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ha = sha(&a);
+    assert!(
+        f.data.join("blobs").join(&ha[..2]).join(&ha).exists(),
+        "GC removed an in-flight blob"
+    );
+    // The rest of the session still works after the GC.
+    let r = api(
+        run.admin,
+        "PUT",
+        &format!("/v1/sites/beta/blobs/{}", sha(&b)),
+        Some(OP),
+        &b,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = api(
+        run.admin,
+        "POST",
+        &format!("/v1/sites/beta/deploys/{id}/finalize"),
+        Some(OP),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        get(run.addr, "www.beta.test", "/")
+            .await
+            .text()
+            .contains("in flight a")
+    );
+    assert!(
+        get(run.addr, "www.beta.test", "/b.html")
+            .await
+            .text()
+            .contains("in flight b")
+    );
+    run.stop().await;
+}

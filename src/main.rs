@@ -3,6 +3,7 @@
 mod check_cmd;
 mod edge_cmd;
 mod ingest_cmd;
+mod publish_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,8 @@ enum Cmd {
     /// Serve many sites from one node.
     #[command(subcommand)]
     Edge(edge_cmd::EdgeCmd),
+    /// Publish a built site to an edge node over its publish API.
+    Publish(publish_cmd::PublishArgs),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +129,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Check(args) => check_cmd::run(args),
         Cmd::Ingest(args) => ingest_cmd::run(args),
         Cmd::Edge(cmd) => edge_cmd::run(cmd).map(|()| ExitCode::SUCCESS),
+        Cmd::Publish(args) => publish_cmd::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

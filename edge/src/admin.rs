@@ -23,7 +23,7 @@ pub(crate) async fn run(
             _ = stop.changed() => return,
             a = listener.accept() => a,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             continue;
         };
@@ -31,7 +31,14 @@ pub(crate) async fn run(
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let sh = sh.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(&req, &sh)) }
+                async move {
+                    if req.uri().path().starts_with("/v1/") {
+                        return Ok::<_, std::convert::Infallible>(
+                            crate::api::handle(req, peer, sh).await,
+                        );
+                    }
+                    Ok::<_, std::convert::Infallible>(answer(&req, &sh))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -60,7 +67,7 @@ fn answer<B>(req: &Request<B>, shared: &Shared) -> Response<Full<Bytes>> {
             let sites = shared.table.load().site_count() as f64;
             let cache_bytes = shared.blobs.weighted_size() as f64;
             let cache_entries = shared.blobs.entry_count() as f64;
-            let text = shared.metrics.render(&[
+            let mut text = shared.metrics.render(&[
                 ("qpage_sites", "Sites in the routing table.", sites),
                 (
                     "qpage_cache_bytes",
@@ -73,6 +80,7 @@ fn answer<B>(req: &Request<B>, shared: &Shared) -> Response<Full<Bytes>> {
                     cache_entries,
                 ),
             ]);
+            text.push_str(&shared.api.render_metrics());
             (StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         _ => (

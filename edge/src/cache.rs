@@ -83,6 +83,19 @@ impl BlobCache {
         Ok(bytes)
     }
 
+    /// Drops every variant of a blob from memory (publish API purge); returns how
+    /// many entries were held.
+    pub(crate) fn invalidate_blob(&self, hash: &str) -> u64 {
+        let key: Arc<str> = Arc::from(hash);
+        let mut n = 0;
+        for v in [Variant::Identity, Variant::Br, Variant::Gzip] {
+            if self.cache.remove(&Key(key.clone(), v)).is_some() {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Bodies larger than this are not cached (they are streamed from disk).
     pub(crate) fn max_object(&self) -> u64 {
         self.max_object

@@ -28,6 +28,8 @@ pub struct EdgeConfig {
     pub routing: RoutingConfig,
     /// Response headers.
     pub http: HttpConfig,
+    /// The publish API on the admin listener (docs/publish-api.md).
+    pub api: crate::api::ApiConfig,
 }
 
 impl Default for EdgeConfig {
@@ -41,6 +43,7 @@ impl Default for EdgeConfig {
             limits: LimitsConfig::default(),
             routing: RoutingConfig::default(),
             http: HttpConfig::default(),
+            api: crate::api::ApiConfig::default(),
         }
     }
 }

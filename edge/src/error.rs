@@ -66,6 +66,10 @@ pub enum EdgeError {
     /// The manifest of a built site does not match its files.
     #[error("{0}")]
     Manifest(String),
+    /// The request conflicts with the store's state (e.g. a deploy whose blobs are
+    /// not all uploaded yet).
+    #[error("{0}")]
+    Conflict(String),
     /// A stored file (site.toml, deploy JSON) could not be parsed.
     #[error("{path}: {message}")]
     Parse {

@@ -12,7 +12,9 @@
 //! ([`path`]) and looked up in the deploy's manifest.
 
 mod admin;
+pub mod api;
 mod cache;
+pub mod client;
 mod config;
 mod error;
 mod handler;
@@ -20,6 +22,7 @@ mod hot;
 mod metrics;
 mod negotiate;
 pub mod path;
+pub mod publish;
 mod routing;
 pub mod rules;
 mod server;

@@ -60,6 +60,7 @@ impl Server {
     pub async fn bind(config: EdgeConfig) -> Result<Server> {
         config.validate()?;
         let store = Store::open(&config.data_dir)?;
+        store.recover()?;
         let cfg = config.clone();
         let st = store.clone();
         let table = tokio::task::spawn_blocking(move || RoutingTable::load(&st, &cfg, None))
@@ -72,10 +73,12 @@ impl Server {
         } else {
             Some(bind_tcp(&config.admin).await?)
         };
+        let shared = Arc::new(Shared::new(config, store, table));
+        shared.api.init(&shared.config.load().api, &shared.store)?;
         Ok(Server {
             listener,
             admin,
-            shared: Arc::new(Shared::new(config, store, table)),
+            shared,
         })
     }
 
@@ -117,6 +120,10 @@ impl Server {
             )));
         }
         tasks.push(tokio::spawn(poll_store(shared.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(crate::api::scheduler(
+            shared.clone(),
+            stop_rx.clone(),
+        )));
 
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let limiter = Arc::new(IpLimiter::default());

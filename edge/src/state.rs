@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub previews: moka::sync::Cache<(Arc<str>, DeployId), Arc<LiveDeploy>>,
     pub metrics: Metrics,
     pub draining: std::sync::atomic::AtomicBool,
+    /// The publish API's tokens, locks, upload index and schedule.
+    pub api: crate::api::ApiState,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -87,6 +89,7 @@ impl Shared {
             previews: moka::sync::Cache::new(256),
             metrics: Metrics::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            api: crate::api::ApiState::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         }
     }

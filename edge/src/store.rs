@@ -42,6 +42,11 @@ impl DeployId {
             .then(|| DeployId(s.to_string()))
     }
 
+    /// The id made of the first 16 digits of a hex digest (64 lowercase hex digits).
+    pub(crate) fn from_digest(hex: &str) -> DeployId {
+        DeployId(hex.chars().take(16).collect())
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -116,11 +121,11 @@ struct DistManifest {
 }
 
 #[derive(Debug, Deserialize)]
-struct DistEntry {
-    sha256: String,
-    size: u64,
+pub(crate) struct DistEntry {
+    pub(crate) sha256: String,
+    pub(crate) size: u64,
     #[serde(default)]
-    content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
 }
 
 /// A blob variant on disk.
@@ -167,7 +172,7 @@ impl Store {
         self.root.join("blobs").join(&hash[..2]).join(name)
     }
 
-    fn site_dir(&self, site: &str) -> PathBuf {
+    pub(crate) fn site_dir(&self, site: &str) -> PathBuf {
         self.root.join("sites").join(site)
     }
 
@@ -179,7 +184,7 @@ impl Store {
             .unwrap_or(0)
     }
 
-    fn bump_epoch(&self) -> Result<()> {
+    pub(crate) fn bump_epoch(&self) -> Result<()> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -399,10 +404,20 @@ impl Store {
                 },
             );
         }
-        let digest = Sha256::digest(
-            serde_json::to_vec(&entries).map_err(|e| EdgeError::Manifest(e.to_string()))?,
-        );
-        let id = DeployId(hex(&digest)[..16].to_string());
+        let id = crate::publish::deploy_id_of(&entries);
+        self.commit_deploy(site, &id, entries)?;
+        Ok(id)
+    }
+
+    /// Writes a deploy's manifest (`deploys/<id>.json`) unless it exists: the one step
+    /// shared by [`Store::import_dir`] and the publish API's finalize. Every blob it names
+    /// must already be stored.
+    pub(crate) fn commit_deploy(
+        &self,
+        site: &str,
+        id: &DeployId,
+        entries: BTreeMap<String, FileEntry>,
+    ) -> Result<()> {
         let path = self
             .site_dir(site)
             .join("deploys")
@@ -422,7 +437,7 @@ impl Store {
                 serde_json::to_vec(&deploy).map_err(|e| EdgeError::Manifest(e.to_string()))?;
             write_atomic(&path, &json)?;
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Makes `deploy` the live deploy of `site` (one atomic rename); also used to roll back.
@@ -437,7 +452,7 @@ impl Store {
 
     /// Writes a blob and, for compressible types, its Brotli and gzip variants, unless
     /// already stored. Returns the variants' sizes.
-    fn put_blob(
+    pub(crate) fn put_blob(
         &self,
         hash: &str,
         bytes: &[u8],
@@ -482,13 +497,13 @@ impl Store {
 }
 
 /// A file found in `dist/`.
-struct DistFile {
-    site_path: String,
-    fs_path: PathBuf,
-    expected: Option<DistEntry>,
+pub(crate) struct DistFile {
+    pub(crate) site_path: String,
+    pub(crate) fs_path: PathBuf,
+    pub(crate) expected: Option<DistEntry>,
 }
 
-fn collect_files(dist: &Path) -> Result<Vec<DistFile>> {
+pub(crate) fn collect_files(dist: &Path) -> Result<Vec<DistFile>> {
     let meta = std::fs::metadata(dist).map_err(|e| EdgeError::io(dist, e))?;
     if !meta.is_dir() {
         return Err(EdgeError::Manifest(format!(
@@ -564,7 +579,7 @@ fn collect_files(dist: &Path) -> Result<Vec<DistFile>> {
 }
 
 /// Reads a regular file, refusing symlinks and anything else.
-fn read_regular(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| EdgeError::io(path, e))?;
     if !meta.is_file() {
         return Err(EdgeError::Manifest(format!(
@@ -617,7 +632,7 @@ fn gzip_compress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Whether a content type is worth precompressing.
-fn compressible(content_type: &str) -> bool {
+pub(crate) fn compressible(content_type: &str) -> bool {
     let mime = content_type.split(';').next().unwrap_or("").trim();
     mime.starts_with("text/")
         || matches!(
@@ -637,7 +652,7 @@ fn compressible(content_type: &str) -> bool {
 }
 
 /// Content type from a file name, with `charset=utf-8` for text.
-fn guess_content_type(site_path: &str) -> String {
+pub(crate) fn guess_content_type(site_path: &str) -> String {
     let name = site_path.rsplit('/').next().unwrap_or("");
     if name == "_redirects" || name == "_headers" {
         return "text/plain; charset=utf-8".into();
@@ -658,11 +673,11 @@ fn guess_content_type(site_path: &str) -> String {
     }
 }
 
-fn is_hash(s: &str) -> bool {
+pub(crate) fn is_hash(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

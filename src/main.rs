@@ -1,6 +1,7 @@
 //! The `qpage` command line: parses arguments and calls the libraries. No logic lives here.
 
 mod check_cmd;
+mod dev_cmd;
 mod edge_cmd;
 mod ingest_cmd;
 mod publish_cmd;
@@ -46,6 +47,8 @@ enum Cmd {
         #[arg(long)]
         future: bool,
     },
+    /// Preview a site: build, serve on localhost, rebuild and reload on every change.
+    Dev(dev_cmd::DevArgs),
     /// Create a new site folder that builds.
     New {
         /// Folder to create.
@@ -126,6 +129,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             println!("created {0}\n  build it:  qpage build {0}", name.display());
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Dev(args) => dev_cmd::run(args),
         Cmd::Check(args) => check_cmd::run(args),
         Cmd::Ingest(args) => ingest_cmd::run(args),
         Cmd::Edge(cmd) => edge_cmd::run(cmd).map(|()| ExitCode::SUCCESS),

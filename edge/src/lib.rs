@@ -8,6 +8,9 @@
 //! - [`serve_blocking`] is the whole `qpage edge serve` command: a runtime, SIGTERM
 //!   drain and SIGHUP reload.
 //!
+//! - [`dev`] is `qpage dev`'s server: one site updated file by file, served by the same
+//!   handler, with live reload.
+//!
 //! Request paths are never joined to filesystem paths: they are normalized
 //! ([`path`]) and looked up in the deploy's manifest.
 
@@ -16,6 +19,7 @@ pub mod api;
 mod cache;
 pub mod client;
 mod config;
+pub mod dev;
 mod error;
 mod handler;
 mod hot;

@@ -257,6 +257,21 @@ impl RoutingTable {
         Ok(table)
     }
 
+    /// A table with one site, served whatever the Host (`qpage dev`).
+    pub(crate) fn single(name: &str, live: Arc<LiveDeploy>) -> RoutingTable {
+        let entry = Arc::new(SiteEntry {
+            name: Arc::from(name),
+            config: SiteConfig::default(),
+            live: Some(live),
+        });
+        let mut table = RoutingTable {
+            default_site: Some(name.to_string()),
+            ..RoutingTable::default()
+        };
+        table.sites.insert(name.to_string(), entry);
+        table
+    }
+
     /// Number of sites.
     pub(crate) fn site_count(&self) -> usize {
         self.sites.len()

@@ -130,32 +130,7 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
     };
     let config = SiteConfig::load(site_dir).map_err(BuildError::one)?;
 
-    // Theme and templates.
-    let overrides = templates::read_tree(&site_dir.join("templates"), Path::new("templates"))
-        .map_err(BuildError::one)?;
-    let (theme, templates): (Theme, Templates) = if config.theme == templates::DEFAULT_THEME_NAME
-        && !site_dir.join("themes").join(&config.theme).is_dir()
-    {
-        let (theme, base) = cache.embedded().map_err(BuildError::new)?;
-        let templates = if overrides.is_empty() {
-            base.clone()
-        } else {
-            Templates::new(theme, &overrides).map_err(BuildError::new)?
-        };
-        (theme.clone(), templates)
-    } else {
-        let rel = Path::new("themes").join(&config.theme);
-        let parsed = cache
-            .folder(&site_dir.join(&rel), &rel)
-            .map_err(BuildError::new)?;
-        let (theme, base) = &*parsed;
-        let templates = if overrides.is_empty() {
-            base.clone()
-        } else {
-            Templates::new(theme, &overrides).map_err(BuildError::new)?
-        };
-        (theme.clone(), templates)
-    };
+    let (theme, templates) = load_templates(site_dir, &config, cache)?;
     lap("templates", &mut timings);
 
     // Data and content: gather the errors of both.
@@ -183,14 +158,7 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
     }
     lap("load", &mut timings);
 
-    let filter = Filter {
-        drafts: opts.drafts,
-        future: opts.future,
-        today: Some(
-            opts.today
-                .unwrap_or_else(|| chrono::Local::now().date_naive()),
-        ),
-    };
+    let filter = filter_of(opts);
     let site = Site::build(config, loaded, data, filter).map_err(BuildError::new)?;
     lap("model", &mut timings);
 
@@ -205,7 +173,124 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
     };
     let encodes_before = image_cache.stats().encodes();
 
-    // Static files (the theme's, then the site's, which win) and content assets.
+    let statics = collect_statics(site_dir, &theme, &site)?;
+
+    // Pages render while the images are processed.
+    let (rendered, images) = rayon::join(
+        || render::render_site(&site, &templates, RenderOptions { dev: opts.dev }),
+        || SiteImages::process(&image_cache, &image_settings, &statics),
+    );
+    let mut rendered = rendered.map_err(BuildError::new)?;
+    lap("render", &mut timings);
+
+    let published: std::collections::HashSet<String> =
+        statics.iter().map(|(p, _)| format!("/{p}")).collect();
+    let statics = images.output_files(statics).map_err(BuildError::one)?;
+    let statics = if opts.dev {
+        // `qpage dev` keeps asset names, so a stylesheet edit changes no page.
+        finish::Statics {
+            files: statics,
+            renamed: Default::default(),
+        }
+    } else {
+        finish::fingerprint(statics)
+    };
+    let finished = finish::rewrite_pages(
+        &site.config,
+        &statics.renamed,
+        Some((&images, &published)),
+        rendered.pages,
+    )
+    .map_err(BuildError::new)?;
+    rendered
+        .warnings
+        .extend(finish::image_warnings(&site.config, &images, &finished));
+    lap("rewrite", &mut timings);
+
+    let indexes: Vec<(String, Vec<u8>)> = finish::sitemap_files(&site.config, &finished)
+        .into_iter()
+        .chain(finish::feed_files(&site))
+        .collect();
+    let pages = finished.into_iter().map(|f| f.page).collect();
+    let files = assemble(&site, statics.files, pages, indexes)?;
+    let dest = opts.output.clone().unwrap_or_else(|| site_dir.join("dist"));
+    let manifest = output::write(&dest, &files).map_err(BuildError::new)?;
+    lap("write", &mut timings);
+
+    Ok(BuildReport {
+        output: dest,
+        pages: site.pages.len(),
+        sections: site.sections.len(),
+        records: site.records.len(),
+        files: manifest.files.len(),
+        bytes: manifest.files.values().map(|e| e.size).sum(),
+        timings,
+        warnings: rendered.warnings,
+        sanitized: site.pages.iter().map(|p| p.doc.sanitized).sum::<usize>()
+            + site
+                .sections
+                .iter()
+                .filter_map(|s| s.doc.as_ref())
+                .map(|d| d.sanitized)
+                .sum::<usize>(),
+        images: images.len(),
+        image_encodes: image_cache.stats().encodes() - encodes_before,
+    })
+}
+
+/// The theme (embedded or a folder, parsed once per [`ThemeCache`]) and the site's
+/// templates laid over it.
+pub(crate) fn load_templates(
+    site_dir: &Path,
+    config: &SiteConfig,
+    cache: &ThemeCache,
+) -> Result<(Theme, Templates), BuildError> {
+    let overrides = templates::read_tree(&site_dir.join("templates"), Path::new("templates"))
+        .map_err(BuildError::one)?;
+    if config.theme == templates::DEFAULT_THEME_NAME
+        && !site_dir.join("themes").join(&config.theme).is_dir()
+    {
+        let (theme, base) = cache.embedded().map_err(BuildError::new)?;
+        let templates = if overrides.is_empty() {
+            base.clone()
+        } else {
+            Templates::new(theme, &overrides).map_err(BuildError::new)?
+        };
+        Ok((theme.clone(), templates))
+    } else {
+        let rel = Path::new("themes").join(&config.theme);
+        let parsed = cache
+            .folder(&site_dir.join(&rel), &rel)
+            .map_err(BuildError::new)?;
+        let (theme, base) = &*parsed;
+        let templates = if overrides.is_empty() {
+            base.clone()
+        } else {
+            Templates::new(theme, &overrides).map_err(BuildError::new)?
+        };
+        Ok((theme.clone(), templates))
+    }
+}
+
+/// Which pages the options keep.
+pub(crate) fn filter_of(opts: &BuildOptions) -> Filter {
+    Filter {
+        drafts: opts.drafts,
+        future: opts.future,
+        today: Some(
+            opts.today
+                .unwrap_or_else(|| chrono::Local::now().date_naive()),
+        ),
+    }
+}
+
+/// Static files (the theme's, then the site's, which win) and content assets, by
+/// output path.
+pub(crate) fn collect_statics(
+    site_dir: &Path,
+    theme: &Theme,
+    site: &Site,
+) -> Result<Vec<(String, OutFile)>, BuildError> {
     let mut statics: std::collections::BTreeMap<String, OutFile> =
         std::collections::BTreeMap::new();
     for f in theme.statics.iter().cloned().chain(
@@ -246,49 +331,29 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
             },
         );
     }
-    let statics: Vec<(String, OutFile)> = statics.into_iter().collect();
+    Ok(statics.into_iter().collect())
+}
 
-    // Pages render while the images are processed.
-    let (rendered, images) = rayon::join(
-        || render::render_site(&site, &templates, RenderOptions { dev: opts.dev }),
-        || SiteImages::process(&image_cache, &image_settings, &statics),
-    );
-    let mut rendered = rendered.map_err(BuildError::new)?;
-    lap("render", &mut timings);
-
-    let published: std::collections::HashSet<String> =
-        statics.iter().map(|(p, _)| format!("/{p}")).collect();
-    let statics = images.output_files(statics).map_err(BuildError::one)?;
-    let statics = finish::fingerprint(statics);
-    let finished = finish::rewrite_pages(
-        &site.config,
-        &statics.renamed,
-        Some((&images, &published)),
-        rendered.pages,
-    )
-    .map_err(BuildError::new)?;
-    rendered
-        .warnings
-        .extend(finish::image_warnings(&site.config, &images, &finished));
-    lap("rewrite", &mut timings);
-
-    // Assemble: static files, content assets, pages, then sitemaps, feeds and robots.txt.
+/// Every output file: static files and content assets, pages, then sitemaps, feeds and
+/// robots.txt. Two sources of one path are an error.
+pub(crate) fn assemble(
+    site: &Site,
+    statics: Vec<(String, OutFile)>,
+    pages: Vec<crate::render::Rendered>,
+    indexes: Vec<(String, Vec<u8>)>,
+) -> Result<OutFiles, BuildError> {
     let mut files = OutFiles::new();
     let mut errors = Vec::new();
-    for (path, file) in statics.files {
+    for (path, file) in statics {
         output::add(&mut files, path, file, false, &mut errors);
     }
-    let indexes: Vec<(String, Vec<u8>)> = finish::sitemap_files(&site.config, &finished)
-        .into_iter()
-        .chain(finish::feed_files(&site))
-        .collect();
-    for f in finished {
+    for page in pages {
         output::add(
             &mut files,
-            f.page.out,
+            page.out,
             OutFile {
-                bytes: Arc::from(f.page.bytes),
-                origin: f.page.origin,
+                bytes: Arc::from(page.bytes),
+                origin: page.origin,
             },
             false,
             &mut errors,
@@ -309,30 +374,9 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
             finish::generated(crate::sitemap::robots(&site.config), "robots.txt"),
         );
     }
-    if !errors.is_empty() {
-        return Err(BuildError::new(errors));
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(BuildError::new(errors))
     }
-    let dest = opts.output.clone().unwrap_or_else(|| site_dir.join("dist"));
-    let manifest = output::write(&dest, &files).map_err(BuildError::new)?;
-    lap("write", &mut timings);
-
-    Ok(BuildReport {
-        output: dest,
-        pages: site.pages.len(),
-        sections: site.sections.len(),
-        records: site.records.len(),
-        files: manifest.files.len(),
-        bytes: manifest.files.values().map(|e| e.size).sum(),
-        timings,
-        warnings: rendered.warnings,
-        sanitized: site.pages.iter().map(|p| p.doc.sanitized).sum::<usize>()
-            + site
-                .sections
-                .iter()
-                .filter_map(|s| s.doc.as_ref())
-                .map(|d| d.sanitized)
-                .sum::<usize>(),
-        images: images.len(),
-        image_encodes: image_cache.stats().encodes() - encodes_before,
-    })
 }

@@ -28,7 +28,7 @@ pub struct MdOptions {
 }
 
 /// A Markdown file as read: a page (`foo.md`, `foo/index.md`) or a section (`_index.md`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Document {
     /// Path relative to the site, e.g. `content/blog/hello.md`.
     pub file: PathBuf,
@@ -116,7 +116,8 @@ pub fn load(
     }
 }
 
-fn read_document(
+/// Reads and renders one Markdown file (`rel` is relative to `content/`).
+pub fn read_document(
     site_dir: &Path,
     rel: &Path,
     md: MdOptions,

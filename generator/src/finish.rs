@@ -188,7 +188,17 @@ pub fn sitemap_files(config: &SiteConfig, pages: &[Finished]) -> Vec<(String, Ve
 
 /// Feed files: the site's, each section's and each taxonomy term's (as configured).
 pub fn feed_files(site: &Site) -> Vec<(String, Vec<u8>)> {
+    feed_files_for(site, None)
+}
+
+/// The feed files of the listings at `only` (site paths: `/` for the site's feed, a
+/// section's or term's path), or of all of them.
+pub fn feed_files_for(
+    site: &Site,
+    only: Option<&HashSet<String>>,
+) -> Vec<(String, Vec<u8>)> {
     let config = &site.config;
+    let wanted = |path: &str| only.is_none_or(|o| o.contains(path));
     let item = |pi: usize| {
         let p = &site.pages[pi];
         let date = p.doc.date?;
@@ -205,22 +215,35 @@ pub fn feed_files(site: &Site) -> Vec<(String, Vec<u8>)> {
             categories: p.terms.values().flatten().map(|t| t.name.clone()).collect(),
         })
     };
+    // Newest first (then by URL); only the kept ones are built.
     let items_of = |pages: &mut dyn Iterator<Item = usize>| {
-        let mut items: Vec<Item> = pages.filter_map(item).collect();
-        items.sort_by(|a, b| (b.date, &a.url).cmp(&(a.date, &b.url)));
-        items.truncate(config.feeds.limit.max(1));
-        items
+        let mut dated: Vec<(chrono::NaiveDate, String, usize)> = pages
+            .filter_map(|pi| {
+                let p = &site.pages[pi];
+                Some((p.doc.date?, config.permalink(&p.path), pi))
+            })
+            .collect();
+        dated.sort_by(|a, b| (b.0, &a.1).cmp(&(a.0, &b.1)));
+        dated.truncate(config.feeds.limit.max(1));
+        dated
+            .into_iter()
+            .filter_map(|(_, _, pi)| item(pi))
+            .collect::<Vec<Item>>()
     };
     let mut feeds: Vec<Feed> = Vec::new();
-    feeds.push(Feed {
-        page_path: "/".into(),
-        title: config.title.clone(),
-        description: config.description.clone(),
-        // The site feed is the main language's; translations have their sections' feeds.
-        items: items_of(&mut (0..site.pages.len()).filter(|&pi| site.pages[pi].lang.is_none())),
-    });
+    if wanted("/") {
+        feeds.push(Feed {
+            page_path: "/".into(),
+            title: config.title.clone(),
+            description: config.description.clone(),
+            // The site feed is the main language's; translations have their sections' feeds.
+            items: items_of(
+                &mut (0..site.pages.len()).filter(|&pi| site.pages[pi].lang.is_none()),
+            ),
+        });
+    }
     if config.feeds.sections {
-        for s in site.sections.iter().skip(1) {
+        for s in site.sections.iter().skip(1).filter(|s| wanted(&s.path)) {
             feeds.push(Feed {
                 page_path: s.path.clone(),
                 title: format!("{} · {}", s.title, config.title),
@@ -235,8 +258,12 @@ pub fn feed_files(site: &Site) -> Vec<(String, Vec<u8>)> {
     if config.feeds.taxonomies {
         for t in &site.taxonomies {
             for (slug, term) in &t.terms {
+                let page_path = format!("/{}/{slug}/", t.name);
+                if !wanted(&page_path) {
+                    continue;
+                }
                 feeds.push(Feed {
-                    page_path: format!("/{}/{slug}/", t.name),
+                    page_path,
                     title: format!("{} · {}", term.name, config.title),
                     description: String::new(),
                     items: items_of(&mut term.pages.iter().copied()),

@@ -68,6 +68,30 @@ impl SiteImages {
         out
     }
 
+    /// Processes the original at output path `path` again (`file` is its new content),
+    /// or forgets it (`None`): what `qpage dev` does when one image changes.
+    pub fn replace(
+        &mut self,
+        cache: &ImageCache,
+        settings: &ImageSettings,
+        path: &str,
+        file: Option<&OutFile>,
+    ) {
+        let key = format!("/{path}");
+        self.processed.remove(&key);
+        self.failed.remove(&key);
+        if let Some(file) = file.filter(|_| is_raster(path)) {
+            match crate::images::process(cache, settings, &file.origin, &file.bytes) {
+                Ok(p) => {
+                    self.processed.insert(key, p);
+                }
+                Err(e) => {
+                    self.failed.insert(key, e);
+                }
+            }
+        }
+    }
+
     /// The processed image at a site path.
     pub fn get(&self, site_path: &str) -> Option<&Processed> {
         self.processed.get(site_path)

@@ -18,6 +18,7 @@ pub mod finish;
 pub mod frontmatter;
 pub mod images;
 pub mod imageset;
+pub mod incremental;
 pub mod markdown;
 pub mod multi;
 pub mod output;

@@ -40,14 +40,39 @@ pub struct RenderOutput {
     pub warnings: Vec<Diagnostic>,
 }
 
-enum Job {
+/// One output page to render: what the build renders, and what `qpage dev` re-renders
+/// when something it depends on changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Job {
+    /// A content page (index into [`Site::pages`]).
     Page(usize),
+    /// Page `k` (from 1) of a section's listing.
     Section(usize, usize),
+    /// The list of a taxonomy's terms.
     TaxonomyList(usize),
+    /// Page `k` of a taxonomy term's listing.
     Term(usize, String, usize),
+    /// A data record's page.
     Record(usize),
+    /// A redirect page: (alias path, target path, the page's file).
     Alias(String, String, PathBuf),
+    /// `404.html`.
     NotFound,
+}
+
+/// One job's result: the page (or the error), its warnings, and the pages and sections
+/// its templates looked up through `get_page` / `get_section` (`page:/path/`,
+/// `section:/path/`).
+#[derive(Debug)]
+pub struct JobOutput {
+    /// The job.
+    pub job: Job,
+    /// The rendered page or why it failed.
+    pub result: Result<Rendered, Diagnostic>,
+    /// Warnings found rendering it.
+    pub warnings: Vec<Diagnostic>,
+    /// Lookups made while rendering.
+    pub reads: Vec<String>,
 }
 
 /// Options that change what templates see.
@@ -66,44 +91,13 @@ pub fn render_site(
     // Missing templates are reported once per page needing them; pages whose templates
     // exist still render, so their errors are reported in the same run.
     let mut errors = check_templates(site, templates);
-    let shared = Shared::new(site, opts);
-    let mut tera_templates = templates.clone();
-    {
-        let (pages, sections) = shared.lookup(site);
-        let global = tera_templates.tera.global_context();
-        global.insert_value(PAGES_KEY, pages);
-        global.insert_value(SECTIONS_KEY, sections);
-        global.insert_value("config", shared.config.clone());
-        global.insert_value("data", shared.data.clone());
-        global.insert_value("sections", shared.top_sections.clone());
-        global.insert("build", &json!({ "dev": opts.dev }));
-    }
-    let jobs = jobs(site);
-    let results: Vec<Result<(Rendered, Vec<Diagnostic>), Diagnostic>> = jobs
-        .par_iter()
-        .map(|job| {
-            let mut warnings = Vec::new();
-            let described = describe(site, job);
-            let head = described
-                .as_ref()
-                .map(|(info, _)| seo::head(&site.config, info, &mut warnings));
-            let mut r = render_job(site, &tera_templates, &shared, job, head.as_ref())?;
-            if let Some((info, lastmod)) = described
-                && !info.noindex
-                && info.kind != Kind::NotFound
-            {
-                r.alternates = info.alternates;
-                r.sitemap = Some((info.path, lastmod));
-            }
-            Ok((r, warnings))
-        })
-        .collect();
+    let renderer = Renderer::new(site, templates, opts);
     let mut out = RenderOutput::default();
-    for r in results {
-        match r {
-            Ok((page, mut warnings)) => {
+    for r in renderer.render(site, &jobs(site)) {
+        match r.result {
+            Ok(page) => {
                 out.pages.push(page);
-                out.warnings.append(&mut warnings);
+                out.warnings.extend(r.warnings);
             }
             Err(d) => errors.push(d),
         }
@@ -115,6 +109,98 @@ pub fn render_site(
         Ok(out)
     } else {
         Err(errors)
+    }
+}
+
+/// Templates with the site's values in their global context, ready to render any job;
+/// kept by `qpage dev` between edits and updated page by page.
+pub struct Renderer {
+    shared: Shared,
+    tera: Templates,
+    pages_map: tera::Map,
+    sections_map: tera::Map,
+}
+
+impl Renderer {
+    /// Builds the values every render shares.
+    pub fn new(site: &Site, templates: &Templates, opts: RenderOptions) -> Renderer {
+        let shared = Shared::new(site, opts);
+        let mut tera = templates.clone();
+        let (pages_map, sections_map) = shared.lookup(site);
+        {
+            let global = tera.tera.global_context();
+            global.insert_value(PAGES_KEY, Value::from(pages_map.clone()));
+            global.insert_value(SECTIONS_KEY, Value::from(sections_map.clone()));
+            global.insert_value("config", shared.config.clone());
+            global.insert_value("data", shared.data.clone());
+            global.insert_value("sections", shared.top_sections.clone());
+            global.insert("build", &json!({ "dev": opts.dev }));
+        }
+        Renderer {
+            shared,
+            tera,
+            pages_map,
+            sections_map,
+        }
+    }
+
+    /// Takes in a change to page `pi` that left the site's structure as it was (same
+    /// path, section, terms, order): its summary and the lookups holding it.
+    pub fn update_page(&mut self, site: &Site, pi: usize) {
+        self.shared.page_summaries[pi] = page_summary(site, &site.pages[pi]);
+        let p = &site.pages[pi];
+        self.pages_map
+            .insert(p.path.clone().into(), self.shared.page_summaries[pi].clone());
+        let si = p.section;
+        let v = self.shared.section_lookup(site, si);
+        self.sections_map
+            .insert(site.sections[si].path.clone().into(), v);
+        let global = self.tera.tera.global_context();
+        global.insert_value(PAGES_KEY, Value::from(self.pages_map.clone()));
+        global.insert_value(SECTIONS_KEY, Value::from(self.sections_map.clone()));
+    }
+
+    /// Renders `jobs` in parallel, in their order.
+    pub fn render(&self, site: &Site, jobs: &[Job]) -> Vec<JobOutput> {
+        jobs.par_iter()
+            .map(|job| {
+                let mut warnings = Vec::new();
+                let (result, reads) = crate::templates::record_lookups(|| -> Result<Rendered, Diagnostic> {
+                    let described = describe(site, job);
+                    let head = described
+                        .as_ref()
+                        .map(|(info, _)| seo::head(&site.config, info, &mut warnings));
+                    let mut r = render_job(site, &self.tera, &self.shared, job, head.as_ref())?;
+                    if let Some((info, lastmod)) = described
+                        && !info.noindex
+                        && info.kind != Kind::NotFound
+                    {
+                        r.alternates = info.alternates;
+                        r.sitemap = Some((info.path, lastmod));
+                    }
+                    Ok(r)
+                });
+                JobOutput {
+                    job: job.clone(),
+                    result,
+                    warnings,
+                    reads,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The template a job renders with (none for alias redirects).
+pub fn job_template(site: &Site, job: &Job) -> Option<String> {
+    match job {
+        Job::Page(pi) => Some(page_template(site, *pi)),
+        Job::Section(si, _) => Some(section_template(site, *si)),
+        Job::TaxonomyList(_) => Some("taxonomy_list.html".into()),
+        Job::Term(..) => Some("taxonomy_term.html".into()),
+        Job::Record(ri) => Some(site.records[*ri].template.clone()),
+        Job::Alias(..) => None,
+        Job::NotFound => Some("404.html".into()),
     }
 }
 
@@ -148,7 +234,7 @@ fn section_template(site: &Site, si: usize) -> String {
 }
 
 /// Every template the site needs exists, or an error names who needs the missing one.
-fn check_templates(site: &Site, templates: &Templates) -> Vec<Diagnostic> {
+pub fn check_templates(site: &Site, templates: &Templates) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
     let mut need = |name: String, file: &Path| {
         if !templates.has(&name) {
@@ -225,31 +311,7 @@ impl Shared {
         let page_summaries: Vec<Value> = site
             .pages
             .par_iter()
-            .map(|p| {
-                Value::from_serializable(&PageSummary {
-                    title: p.doc.front.title.as_deref().unwrap_or(""),
-                    description: &p.doc.front.description,
-                    date: p.doc.date.map(|d| d.to_string()),
-                    updated: p.doc.updated.map(|d| d.to_string()),
-                    slug: p
-                        .path
-                        .trim_end_matches('/')
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or("")
-                        .to_string(),
-                    path: &p.path,
-                    permalink: site.config.permalink(&p.path),
-                    summary: &p.doc.rendered.summary,
-                    word_count: p.doc.rendered.word_count,
-                    reading_time: p.doc.rendered.word_count.div_ceil(200).max(1),
-                    taxonomies: &p.terms,
-                    extra: &p.doc.front.extra,
-                    section: &site.sections[p.section].path,
-                    draft: p.doc.front.draft,
-                    weight: p.doc.front.weight,
-                })
-            })
+            .map(|p| page_summary(site, p))
             .collect();
         let section_values = (0..site.sections.len())
             .map(|si| {
@@ -316,30 +378,62 @@ impl Shared {
     }
 
     /// The maps behind `get_page` and `get_section`: path -> value.
-    fn lookup(&self, site: &Site) -> (Value, Value) {
+    fn lookup(&self, site: &Site) -> (tera::Map, tera::Map) {
         let mut pages = tera::Map::new();
         for (i, p) in site.pages.iter().enumerate() {
             pages.insert(p.path.clone().into(), self.page_summaries[i].clone());
         }
         let mut sections = tera::Map::new();
         for (i, s) in site.sections.iter().enumerate() {
-            let pages: Vec<Value> = s
-                .pages
-                .iter()
-                .map(|&p| self.page_summaries[p].clone())
-                .collect();
-            let mut v: serde_json::Value =
-                serde_json::to_value(&self.section_values[i]).unwrap_or_default();
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert(
-                    "pages".into(),
-                    serde_json::to_value(&pages).unwrap_or_default(),
-                );
-            }
-            sections.insert(s.path.clone().into(), Value::from_serializable(&v));
+            sections.insert(s.path.clone().into(), self.section_lookup(site, i));
         }
-        (Value::from(pages), Value::from(sections))
+        (pages, sections)
     }
+
+    /// What `get_section` returns for section `si`: its value with its pages.
+    fn section_lookup(&self, site: &Site, si: usize) -> Value {
+        let pages: Vec<Value> = site.sections[si]
+            .pages
+            .iter()
+            .map(|&p| self.page_summaries[p].clone())
+            .collect();
+        let mut v: serde_json::Value =
+            serde_json::to_value(&self.section_values[si]).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "pages".into(),
+                serde_json::to_value(&pages).unwrap_or_default(),
+            );
+        }
+        Value::from_serializable(&v)
+    }
+}
+
+/// The value templates see for a page in listings and lookups.
+fn page_summary(site: &Site, p: &crate::site::Page) -> Value {
+    Value::from_serializable(&PageSummary {
+        title: p.doc.front.title.as_deref().unwrap_or(""),
+        description: &p.doc.front.description,
+        date: p.doc.date.map(|d| d.to_string()),
+        updated: p.doc.updated.map(|d| d.to_string()),
+        slug: p
+            .path
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        path: &p.path,
+        permalink: site.config.permalink(&p.path),
+        summary: &p.doc.rendered.summary,
+        word_count: p.doc.rendered.word_count,
+        reading_time: p.doc.rendered.word_count.div_ceil(200).max(1),
+        taxonomies: &p.terms,
+        extra: &p.doc.front.extra,
+        section: &site.sections[p.section].path,
+        draft: p.doc.front.draft,
+        weight: p.doc.front.weight,
+    })
 }
 
 fn term_json(site: &Site, tax: &str, slug: &str, name: &str, count: usize) -> serde_json::Value {
@@ -360,7 +454,8 @@ fn section_ancestors(site: &Site, mut at: Option<usize>) -> Vec<Link> {
     out
 }
 
-fn jobs(site: &Site) -> Vec<Job> {
+/// Every output page of the site, in a fixed order.
+pub fn jobs(site: &Site) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (pi, p) in site.pages.iter().enumerate() {
         jobs.push(Job::Page(pi));

@@ -139,6 +139,7 @@ pub struct Templates {
     /// The Tera instance.
     pub tera: Tera,
     origins: Arc<HashMap<String, PathBuf>>,
+    sources: Arc<HashMap<String, String>>,
 }
 
 impl Templates {
@@ -181,10 +182,49 @@ impl Templates {
             }
         }
         if errors.is_empty() {
-            Ok(Templates { tera, origins })
+            let sources = Arc::new(
+                sources
+                    .iter()
+                    .map(|(n, s)| (n.to_string(), s.to_string()))
+                    .collect(),
+            );
+            Ok(Templates {
+                tera,
+                origins,
+                sources,
+            })
         } else {
             Err(errors)
         }
+    }
+
+    /// For every template, the templates it extends, includes or imports, directly
+    /// or not (itself included): what a change to a template file reaches.
+    pub fn closure(&self) -> HashMap<String, std::collections::BTreeSet<String>> {
+        let direct: HashMap<&str, Vec<String>> = self
+            .sources
+            .iter()
+            .map(|(name, src)| (name.as_str(), referenced_templates(src)))
+            .collect();
+        let mut out = HashMap::new();
+        for name in direct.keys() {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut stack = vec![name.to_string()];
+            while let Some(n) = stack.pop() {
+                if seen.insert(n.clone())
+                    && let Some(next) = direct.get(n.as_str())
+                {
+                    stack.extend(next.iter().cloned());
+                }
+            }
+            out.insert(name.to_string(), seen);
+        }
+        out
+    }
+
+    /// The source of a template.
+    pub fn source(&self, name: &str) -> Option<&str> {
+        self.sources.get(name).map(String::as_str)
     }
 
     /// True when a template of that name exists.
@@ -204,6 +244,31 @@ impl Templates {
             .render(name, ctx)
             .map_err(|e| diagnose(&e, &self.origins, Some(for_file)))
     }
+}
+
+/// The template names a template's source refers to with `extends`, `include` or
+/// `import` (string literals only).
+fn referenced_templates(src: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for tag in src.split("{%").skip(1) {
+        let tag = tag.trim_start_matches(['-', ' ', '\t', '\n', '\r']);
+        let Some(rest) = ["extends", "include", "import"]
+            .iter()
+            .find_map(|k| tag.strip_prefix(k))
+        else {
+            continue;
+        };
+        let body = &rest[..rest.find("%}").unwrap_or(rest.len())];
+        for quote in ['"', '\''] {
+            let mut parts = body.split(quote);
+            parts.next();
+            while let Some(name) = parts.next() {
+                out.push(name.to_string());
+                parts.next();
+            }
+        }
+    }
+    out
 }
 
 /// The error for a page whose template does not exist.
@@ -397,6 +462,20 @@ fn register(tera: &mut Tera) {
     });
 }
 
+thread_local! {
+    /// The lookups made by the render running on this thread, when recorded.
+    static LOOKUPS: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (one render, on this thread) and returns what it looked up through
+/// `get_page` / `get_section`, as `page:/path/` and `section:/path/`.
+pub fn record_lookups<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let outer = LOOKUPS.with(|l| l.borrow_mut().replace(Vec::new()));
+    let out = f();
+    let reads = LOOKUPS.with(|l| std::mem::replace(&mut *l.borrow_mut(), outer));
+    (out, reads.unwrap_or_default())
+}
+
 fn lookup(
     kwargs: Kwargs,
     state: &State,
@@ -405,6 +484,11 @@ fn lookup(
     what: &str,
 ) -> tera::TeraResult<Value> {
     let path = kwargs.must_get::<&str>("path")?;
+    LOOKUPS.with(|l| {
+        if let Some(list) = l.borrow_mut().as_mut() {
+            list.push(format!("{what}:{path}"));
+        }
+    });
     let all = state.get::<Value>(key)?.unwrap_or_else(Value::none);
     let found = all
         .as_map()

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# qpage dev vs hugo server: time from saving one page to the changed page being served,
+# on the generator benchmark's corpus. Prints a Markdown table on stdout.
+#
+#   benches/dev/run.sh [--pages N] [--edits N] [--rounds N] [--no-build] [--keep]
+#
+# Default: N = 10,000 pages, 3 rounds (qpage, hugo, qpage, hugo, ...), 20 edits per
+# round, each edit appending a paragraph to a different post. Samples from all rounds
+# are pooled: median, p10 and p90 per tool, and the ratio of the medians.
+# Env: QPAGE (default target/release/qpage), HUGO (default hugo), WORK_DIR (default
+# /dev/shm), SEED. Progress on stderr.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+QPAGE="${QPAGE:-$ROOT/target/release/qpage}"
+HUGO="${HUGO:-hugo}"
+WORK_DIR="${WORK_DIR:-/dev/shm}"
+SEED="${SEED:-20240501}"
+PAGES=10000; EDITS=20; ROUNDS=3; BUILD=1; KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pages) PAGES="$2"; shift ;;
+    --edits) EDITS="$2"; shift ;;
+    --rounds) ROUNDS="$2"; shift ;;
+    --no-build) BUILD=0 ;;
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+command -v "$HUGO" >/dev/null || { echo "needs hugo (apt-get install hugo)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+W="$(mktemp -d "$WORK_DIR/qpage-devbench.XXXXXX")"
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  if [ "$KEEP" = 0 ]; then rm -rf "$W"; else log "kept $W"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$BUILD" = 1 ]; then
+  log "cargo build --release -p qpage"
+  (cd "$ROOT" && cargo build --release -p qpage >&2)
+fi
+[ -x "$QPAGE" ] || { echo "no qpage binary at $QPAGE" >&2; exit 1; }
+
+log "generating $PAGES pages in $W"
+python3 "$ROOT/benches/generator/gen_corpus.py" site --pages "$PAGES" --seed "$SEED" --qpage "$W/q" --hugo "$W/h"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait_up PORT PATH: until the server answers 200 for PATH (at most 600 s).
+wait_up() {
+  local i
+  for i in $(seq 1 6000); do
+    if python3 - "$1" "$2" <<'PY' 2>/dev/null; then return 0; fi
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=2)
+c.request("GET", sys.argv[2]); r = c.getresponse(); r.read()
+sys.exit(0 if r.status == 200 else 1)
+PY
+    sleep 0.1
+  done
+  echo "server on port $1 did not come up" >&2; return 1
+}
+
+# Pages edited: spread over the corpus, the same for both tools.
+EDIT_PAGES="$(python3 -c "import random; r=random.Random(7); print(','.join(str(r.randrange($PAGES)) for _ in range($EDITS)))")"
+RESULTS="$W/samples"; : > "$RESULTS"
+
+run_tool() {
+  local tool="$1" round="$2" port; port="$(free_port)"
+  local t0 t1
+  t0=$(date +%s%N)
+  if [ "$tool" = qpage ]; then
+    "$QPAGE" dev "$W/q" --port "$port" --output "$W/qout" 2>"$W/qpage-dev.log" &
+  else
+    "$HUGO" server -s "$W/h" --port "$port" --bind 127.0.0.1 \
+      >"$W/hugo-server.log" 2>&1 &
+  fi
+  SERVER_PID=$!
+  wait_up "$port" "/blog/post-00000/"
+  t1=$(date +%s%N)
+  log "[$tool round $round] serving after $(( (t1 - t0) / 1000000 )) ms; $EDITS edits"
+  sleep 1
+  python3 "$HERE/measure.py" --port "$port" --site "$W/$( [ "$tool" = qpage ] && echo q || echo h )" \
+    --edits "$EDITS" --pages "$EDIT_PAGES" --tag "${tool}${round}" \
+    | sed "s/^/$tool /" >> "$RESULTS"
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+  run_tool qpage "$r"
+  run_tool hugo "$r"
+done
+grep -E 'rebuilt|re-rendered|full rebuild' "$W/qpage-dev.log" | tail -n 3 >&2 || true
+
+python3 - "$RESULTS" "$PAGES" "$EDITS" "$ROUNDS" "$("$HUGO" version | head -c 60)" <<'PY'
+import statistics, sys
+path, pages, edits, rounds, hugo = sys.argv[1:6]
+s = {"qpage": [], "hugo": []}
+for line in open(path):
+    tool, ms = line.split()
+    s[tool].append(float(ms))
+def q(xs, p):
+    xs = sorted(xs); k = (len(xs) - 1) * p; f = int(k); c = min(f + 1, len(xs) - 1)
+    return xs[f] + (xs[c] - xs[f]) * (k - f)
+print(f"| {pages} pages, {rounds} rounds x {edits} edits | median ms | p10 ms | p90 ms | samples |")
+print("|---|---:|---:|---:|---:|")
+for tool, label in (("qpage", "qpage dev"), ("hugo", f"hugo server ({hugo.strip()})")):
+    xs = s[tool]
+    print(f"| {label} | {statistics.median(xs):.1f} | {q(xs, .1):.1f} | {q(xs, .9):.1f} | {len(xs)} |")
+print()
+print(f"hugo median / qpage median: {statistics.median(s['hugo']) / statistics.median(s['qpage']):.1f}x")
+PY

@@ -1,0 +1,297 @@
+//! Incremental rebuilds: after every edit of a sequence (page text, title, tags, a new
+//! page, a removed page, a template, a stylesheet, an image, data, a broken and then
+//! fixed front matter), the session's output folder is byte-for-byte the folder a
+//! fresh full build with the same options writes; and the edits that can be scoped
+//! are rebuilt incrementally, rendering a handful of pages, not all of them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use qpage_generator::incremental::{Mode, Session, Update};
+use qpage_generator::{BuildOptions, build};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../content")
+        .join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.expect("walk");
+        let rel = e.path().strip_prefix(from).expect("prefix");
+        let dest = to.join(rel);
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).expect("mkdir");
+        } else {
+            std::fs::copy(e.path(), &dest).expect("copy");
+        }
+    }
+}
+
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.expect("walk"))
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            (
+                e.path()
+                    .strip_prefix(dir)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned(),
+                std::fs::read(e.path()).expect("read"),
+            )
+        })
+        .collect()
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    site: PathBuf,
+    fresh: PathBuf,
+    opts: BuildOptions,
+    session: Session,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Fixture {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let site = tmp.path().join("site");
+        copy_dir(&example(name), &site);
+        let opts = BuildOptions {
+            site_dir: site.clone(),
+            output: Some(tmp.path().join("dev-out")),
+            dev: true,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1),
+            ..Default::default()
+        };
+        let (session, first) = Session::start(opts.clone()).expect("start");
+        assert!(first.errors.is_empty(), "{:?}", first.errors);
+        let fresh = tmp.path().join("fresh");
+        let f = Fixture {
+            _tmp: tmp,
+            site,
+            fresh,
+            opts,
+            session,
+        };
+        f.assert_same_as_full_build("first build");
+        f
+    }
+
+    fn write(&mut self, rel: &str, text: &str) -> Update {
+        let p = self.site.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write");
+        self.session.update(&[PathBuf::from(rel)])
+    }
+
+    fn edit(&mut self, rel: &str, from: &str, to: &str) -> Update {
+        let text = std::fs::read_to_string(self.site.join(rel)).expect("read");
+        assert!(text.contains(from), "{rel} lacks {from:?}");
+        self.write(rel, &text.replacen(from, to, 1))
+    }
+
+    fn remove(&mut self, rel: &str) -> Update {
+        std::fs::remove_file(self.site.join(rel)).expect("rm");
+        self.session.update(&[PathBuf::from(rel)])
+    }
+
+    fn assert_same_as_full_build(&self, step: &str) {
+        let _ = std::fs::remove_dir_all(&self.fresh);
+        let opts = BuildOptions {
+            output: Some(self.fresh.clone()),
+            ..self.opts.clone()
+        };
+        if let Err(e) = build(&opts) {
+            panic!("{step}: the full build failed: {e}");
+        }
+        let full = tree(&self.fresh);
+        let inc = tree(self.session.output());
+        let only_full: Vec<&String> = full.keys().filter(|k| !inc.contains_key(*k)).collect();
+        let only_inc: Vec<&String> = inc.keys().filter(|k| !full.contains_key(*k)).collect();
+        assert!(
+            only_full.is_empty() && only_inc.is_empty(),
+            "{step}: files only in the full build: {only_full:?}; only in the incremental one: {only_inc:?}"
+        );
+        for (k, v) in &full {
+            if inc[k] != *v {
+                panic!(
+                    "{step}: {k} differs\n--- full build:\n{}\n--- incremental:\n{}",
+                    String::from_utf8_lossy(v),
+                    String::from_utf8_lossy(&inc[k])
+                );
+            }
+        }
+    }
+}
+
+fn ok(u: &Update, step: &str) {
+    assert!(u.errors.is_empty(), "{step}: {:?}", u.errors);
+}
+
+fn changed(u: &Update) -> Vec<&str> {
+    u.changed.iter().map(|(p, _)| p.as_str()).collect()
+}
+
+#[test]
+fn blog_edits_match_a_full_build() {
+    let mut f = Fixture::new("blog");
+    let post = "content/blog/ipv6-on-a-small-server.md";
+
+    // Body text: the page and the pages listing it, not the whole site.
+    let u = f.edit(post, "\n\n", "\n\nA sentence added while previewing.\n\n");
+    ok(&u, "body edit");
+    assert_eq!(u.mode, Mode::Incremental, "body edit");
+    assert!(u.rendered > 0 && u.rendered < 30, "body edit rendered {}", u.rendered);
+    let paths = changed(&u);
+    assert!(
+        paths.contains(&"blog/ipv6-on-a-small-server/index.html"),
+        "{paths:?}"
+    );
+    assert!(paths.contains(&"blog/atom.xml"), "{paths:?}");
+    assert!(!paths.contains(&"about/index.html"), "{paths:?}");
+    let page = std::fs::read_to_string(
+        f.session
+            .output()
+            .join("blog/ipv6-on-a-small-server/index.html"),
+    )
+    .expect("page");
+    assert!(page.contains("A sentence added while previewing."));
+    f.assert_same_as_full_build("body edit");
+
+    // Title: listings, neighbours and term pages show it.
+    let text = std::fs::read_to_string(f.site.join(post)).expect("read");
+    let title_line = text
+        .lines()
+        .find(|l| l.starts_with("title"))
+        .expect("title line")
+        .to_string();
+    let u = f.edit(post, &title_line, "title = \"IPv6 on one small server\"");
+    ok(&u, "title edit");
+    assert_eq!(u.mode, Mode::Incremental, "title edit");
+    f.assert_same_as_full_build("title edit");
+
+    // Nothing changed in the bytes: nothing written.
+    let u = f.edit(post, "IPv6 on one small server", "IPv6 on one small server");
+    ok(&u, "same bytes");
+    assert!(u.changed.is_empty(), "{:?}", changed(&u));
+
+    // A new page, then its tags, then removing it: the model changes.
+    let new_post = "content/blog/a-new-post.md";
+    let u = f.write(
+        new_post,
+        "+++\ntitle = \"A new post\"\ndate = 2025-12-30\n[taxonomies]\ntags = [\"ipv6\", \"brand-new-tag\"]\n+++\n\nFresh words.\n",
+    );
+    ok(&u, "new page");
+    assert!(matches!(u.mode, Mode::Rerender(_)), "{:?}", u.mode);
+    assert!(changed(&u).contains(&"blog/a-new-post/index.html"));
+    assert!(changed(&u).contains(&"tags/brand-new-tag/index.html"));
+    f.assert_same_as_full_build("new page");
+    let u = f.edit(new_post, "\"brand-new-tag\"", "\"another-tag\"");
+    ok(&u, "tags edit");
+    f.assert_same_as_full_build("tags edit");
+    let u = f.remove(new_post);
+    ok(&u, "removed page");
+    assert!(
+        u.changed
+            .iter()
+            .any(|(p, b)| p == "blog/a-new-post/index.html" && b.is_none()),
+        "{:?}",
+        changed(&u)
+    );
+    f.assert_same_as_full_build("removed page");
+
+    // A broken front matter: an error naming the file and line, the last good page
+    // kept; fixing it clears the error.
+    let good = std::fs::read_to_string(f.site.join(post)).expect("read");
+    let u = f.write(post, &good.replacen("title =", "title = = ", 1));
+    assert_eq!(u.errors.len(), 1, "{:?}", u.errors);
+    let e = &u.errors[0];
+    assert!(e.file.ends_with("ipv6-on-a-small-server.md"), "{e}");
+    assert!(e.line.is_some(), "{e}");
+    assert!(f.session.output().join("blog/ipv6-on-a-small-server/index.html").is_file());
+    let u = f.write(post, &good);
+    ok(&u, "fixed front matter");
+    assert!(f.session.errors().is_empty());
+    f.assert_same_as_full_build("fixed front matter");
+
+    // A template override: the pages using it (here, every content page).
+    let page_tpl = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../themes/default/templates/page.html"),
+    )
+    .expect("theme page.html");
+    let u = f.write("templates/page.html", &format!("{page_tpl}\n<!-- override -->\n"));
+    ok(&u, "template");
+    assert_eq!(u.mode, Mode::Incremental);
+    assert!(changed(&u).contains(&"blog/ipv6-on-a-small-server/index.html"));
+    assert!(!changed(&u).contains(&"tags/index.html"), "{:?}", changed(&u));
+    f.assert_same_as_full_build("template");
+
+    // A broken template: an error with the template's file and line.
+    let u = f.write("templates/page.html", "{% if %}\n");
+    assert!(!u.errors.is_empty());
+    assert!(
+        u.errors.iter().any(|e| e.file.ends_with("page.html")),
+        "{:?}",
+        u.errors
+    );
+    std::fs::remove_file(f.site.join("templates/page.html")).expect("rm");
+    let u = f.session.update(&[PathBuf::from("templates/page.html")]);
+    ok(&u, "template removed");
+    f.assert_same_as_full_build("template removed");
+
+    // A stylesheet: only the stylesheet changes (the browser swaps it).
+    let u = f.write("static/style.css", "body { color: #123456 }\n");
+    ok(&u, "stylesheet");
+    assert!(u.css_only, "{:?}", changed(&u));
+    assert_eq!(changed(&u), vec!["style.css"]);
+    f.assert_same_as_full_build("stylesheet");
+
+    // An image: processed again; the pages showing it change.
+    let img = std::fs::read(f.site.join("static/images/rocket.jpg")).expect("img");
+    let decoded = image_of(&img);
+    std::fs::write(f.site.join("static/images/rocket.jpg"), decoded).expect("write img");
+    let u = f.session.update(&[PathBuf::from("static/images/rocket.jpg")]);
+    ok(&u, "image");
+    assert!(changed(&u).contains(&"images/rocket.jpg"), "{:?}", changed(&u));
+    f.assert_same_as_full_build("image");
+}
+
+/// The same photo, slightly changed (so it gets new variants).
+fn image_of(jpeg: &[u8]) -> Vec<u8> {
+    // Flip one byte well inside the entropy-coded data: still a decodable JPEG with
+    // different pixels.
+    let mut out = jpeg.to_vec();
+    let at = out.len() / 2;
+    out[at] = out[at].wrapping_add(1);
+    out
+}
+
+#[test]
+fn data_edits_match_a_full_build() {
+    let mut f = Fixture::new("local");
+    let data: Vec<PathBuf> = walkdir::WalkDir::new(f.site.join("data"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(&f.site).expect("prefix").to_path_buf())
+        .collect();
+    let file = data.first().expect("a data file").clone();
+    let rel = file.to_string_lossy().into_owned();
+    let text = std::fs::read_to_string(f.site.join(&file)).expect("read");
+    // Change the first string value that looks like prose.
+    let word = text
+        .split('"')
+        .find(|s| s.len() > 12 && s.contains(' '))
+        .expect("a text value")
+        .to_string();
+    let u = f.edit(&rel, &word, &format!("{word} (edited)"));
+    ok(&u, "data edit");
+    assert!(!u.changed.is_empty(), "the data edit changed no file");
+    f.assert_same_as_full_build("data edit");
+}

@@ -57,6 +57,8 @@ pub struct Finished {
     pub images: Vec<String>,
     /// `src`s of its images that name no file of the site.
     pub missing_images: Vec<String>,
+    /// Site paths of the images it looked up (processed or not).
+    pub image_sources: Vec<String>,
 }
 
 /// Rewrites (and minifies) every HTML page; with `images` (the processed images and the
@@ -79,6 +81,7 @@ pub fn rewrite_pages(
                     page,
                     images: Vec::new(),
                     missing_images: Vec::new(),
+                    image_sources: Vec::new(),
                 });
             }
             let r = rewriter
@@ -98,6 +101,7 @@ pub fn rewrite_pages(
                 page,
                 images: r.images,
                 missing_images: r.missing_images,
+                image_sources: r.sources,
             })
         })
         .collect();

@@ -72,6 +72,7 @@ struct PageOut {
     alternates: Vec<(String, String)>,
     images: Vec<String>,
     missing_images: Vec<String>,
+    image_sources: Vec<String>,
     reads: Vec<String>,
 }
 
@@ -579,7 +580,7 @@ impl Session {
                     let site_paths: HashSet<String> =
                         changed_paths.iter().map(|p| format!("/{p}")).collect();
                     for (job, out) in &st.pages {
-                        if out.images.iter().any(|i| site_paths.contains(i))
+                        if out.image_sources.iter().any(|i| site_paths.contains(i))
                             || (added_or_removed && !out.missing_images.is_empty())
                         {
                             dirty.insert(job.clone());
@@ -812,6 +813,7 @@ fn render_jobs(st: &mut State, jobs: &[Job], errors: &mut BTreeMap<String, Vec<D
                 alternates: f.page.alternates,
                 images: f.images,
                 missing_images: f.missing_images,
+                image_sources: f.image_sources,
                 reads,
             },
         );

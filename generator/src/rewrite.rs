@@ -42,6 +42,9 @@ pub struct Rewritten {
     pub images: Vec<String>,
     /// `src`s of images that name no file of the site.
     pub missing_images: Vec<String>,
+    /// Site paths of every image looked up (`<img>`, `og:image`), processed or not:
+    /// what the page depends on.
+    pub sources: Vec<String>,
 }
 
 impl<'a> Rewriter<'a> {
@@ -68,6 +71,7 @@ impl<'a> Rewriter<'a> {
     pub fn rewrite(&self, html: &[u8], page_dir: &str) -> Result<Rewritten, String> {
         let mut out = Vec::with_capacity(html.len());
         let images = RefCell::new(Vec::new());
+        let sources = RefCell::new(Vec::new());
         let missing = RefCell::new(Vec::new());
         let img_count = Cell::new(0usize);
         let in_picture = Rc::new(Cell::new(false));
@@ -108,7 +112,7 @@ impl<'a> Rewriter<'a> {
                         el.remove_attribute(SIZES_ATTR);
                         if !in_picture.get()
                             && let Some(src) = el.get_attribute("src")
-                            && let Some(url) = self.picture(el, &src, sizes.as_deref(), n == 0, page_dir, &missing)
+                            && let Some(url) = self.picture(el, &src, sizes.as_deref(), n == 0, page_dir, (&missing, &sources))
                         {
                             images.borrow_mut().push(url);
                             return Ok(());
@@ -128,7 +132,7 @@ impl<'a> Rewriter<'a> {
                         Ok(())
                     }))
                 .append_element_content_handler(element!(r#"meta[property="og:image"]"#, |el| {
-                        self.og_image(el);
+                        self.og_image(el, &sources);
                         Ok(())
                     }))
                 .append_element_content_handler(element!("link[href], script[src]", |el| {
@@ -147,6 +151,7 @@ impl<'a> Rewriter<'a> {
             html: out,
             images: images.into_inner(),
             missing_images: missing.into_inner(),
+            sources: sources.into_inner(),
         })
     }
 
@@ -159,10 +164,11 @@ impl<'a> Rewriter<'a> {
         sizes: Option<&str>,
         first: bool,
         page_dir: &str,
-        missing: &RefCell<Vec<String>>,
+        (missing, sources): (&RefCell<Vec<String>>, &RefCell<Vec<String>>),
     ) -> Option<String> {
         let (images, published) = self.images?;
         let site_path = resolve_src(src, page_dir, &self.config.base_url)?;
+        sources.borrow_mut().push(site_path.clone());
         let Some(processed) = images.get(&site_path) else {
             if !published.contains(&site_path) && !images.failed(&site_path) {
                 missing.borrow_mut().push(src.to_string());
@@ -198,7 +204,7 @@ impl<'a> Rewriter<'a> {
 
     /// Points `og:image` at a published file of a processed image and adds its
     /// `og:image:width` / `og:image:height`.
-    fn og_image(&self, el: &mut Element) {
+    fn og_image(&self, el: &mut Element, sources: &RefCell<Vec<String>>) {
         let Some((images, _)) = self.images else {
             return;
         };
@@ -208,6 +214,7 @@ impl<'a> Rewriter<'a> {
         let Some(site_path) = resolve_src(&content, "/", &self.config.base_url) else {
             return;
         };
+        sources.borrow_mut().push(site_path.clone());
         let Some((url, width, height)) = images.published(&site_path) else {
             return;
         };

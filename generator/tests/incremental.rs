@@ -120,6 +120,20 @@ impl Fixture {
         );
         for (k, v) in &full {
             if inc[k] != *v {
+                let (a, b) = (String::from_utf8_lossy(v), String::from_utf8_lossy(&inc[k]));
+                let a_lines: Vec<&str> = a.lines().collect();
+                let b_lines: Vec<&str> = b.lines().collect();
+                let first = (0..a_lines.len().max(b_lines.len()))
+                    .find(|&i| a_lines.get(i) != b_lines.get(i))
+                    .unwrap_or(0);
+                let from = first.saturating_sub(3);
+                panic!(
+                    "{step}: {k} differs from line {}\n--- full build:\n{}\n--- incremental:\n{}",
+                    first + 1,
+                    a_lines[from.min(a_lines.len())..(first + 3).min(a_lines.len())].join("\n"),
+                    b_lines[from.min(b_lines.len())..(first + 3).min(b_lines.len())].join("\n"),
+                );
+                #[allow(unreachable_code)]
                 panic!(
                     "{step}: {k} differs\n--- full build:\n{}\n--- incremental:\n{}",
                     String::from_utf8_lossy(v),
@@ -225,7 +239,10 @@ fn blog_edits_match_a_full_build() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../themes/default/templates/page.html"),
     )
     .expect("theme page.html");
-    let u = f.write("templates/page.html", &format!("{page_tpl}\n<!-- override -->\n"));
+    let u = f.write(
+        "templates/page.html",
+        &page_tpl.replacen("{% block content %}", "{% block content %}<p>Overridden template</p>", 1),
+    );
     ok(&u, "template");
     assert_eq!(u.mode, Mode::Incremental);
     assert!(changed(&u).contains(&"blog/ipv6-on-a-small-server/index.html"));
@@ -281,17 +298,28 @@ fn data_edits_match_a_full_build() {
         .filter(|e| e.file_type().is_file())
         .map(|e| e.path().strip_prefix(&f.site).expect("prefix").to_path_buf())
         .collect();
-    let file = data.first().expect("a data file").clone();
+    let file = data
+        .iter()
+        .find(|p| p.ends_with("business.toml"))
+        .expect("data/business.toml")
+        .clone();
     let rel = file.to_string_lossy().into_owned();
     let text = std::fs::read_to_string(f.site.join(&file)).expect("read");
     // Change the first string value that looks like prose.
     let word = text
         .split('"')
+        .skip(1)
+        .step_by(2)
         .find(|s| s.len() > 12 && s.contains(' '))
         .expect("a text value")
         .to_string();
     let u = f.edit(&rel, &word, &format!("{word} (edited)"));
     ok(&u, "data edit");
-    assert!(!u.changed.is_empty(), "the data edit changed no file");
+    assert!(
+        !u.changed.is_empty(),
+        "the data edit of {rel} ({word:?}) changed no file: {:?}, {} rendered",
+        u.mode,
+        u.rendered
+    );
     f.assert_same_as_full_build("data edit");
 }

@@ -104,7 +104,9 @@ impl Running {
     /// The site's URL.
     pub fn url(&self) -> String {
         match self.addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => format!("http://127.0.0.1:{}/", self.addr.port()),
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                format!("http://127.0.0.1:{}/", self.addr.port())
+            }
             IpAddr::V6(ip) if ip.is_unspecified() => format!("http://[::1]:{}/", self.addr.port()),
             IpAddr::V6(ip) => format!("http://[{ip}]:{}/", self.addr.port()),
             IpAddr::V4(ip) => format!("http://{ip}:{}/", self.addr.port()),
@@ -278,7 +280,11 @@ fn rebuild(session: &mut Session, handle: &DevHandle, batch: &[PathBuf]) {
         return;
     }
     if update.css_only {
-        let paths: Vec<String> = update.changed.iter().map(|(p, _)| format!("/{p}")).collect();
+        let paths: Vec<String> = update
+            .changed
+            .iter()
+            .map(|(p, _)| format!("/{p}"))
+            .collect();
         handle.swap_css(&paths);
     } else {
         handle.reload();
@@ -309,7 +315,10 @@ fn report(u: &Update) {
     match &u.mode {
         Mode::Nothing => {}
         Mode::Incremental => {
-            tracing::info!("rebuilt {} pages, {files} files changed, in {ms:.1} ms", u.rendered)
+            tracing::info!(
+                "rebuilt {} pages, {files} files changed, in {ms:.1} ms",
+                u.rendered
+            )
         }
         Mode::Rerender(why) => tracing::info!(
             "re-rendered all {} pages ({why}), {files} files changed, in {ms:.1} ms",

@@ -223,7 +223,11 @@ fn edit_break_fix_in_chromium() {
 
     // A stylesheet edit is applied without reloading the page.
     b.eval("window.__qpageMarker = 'before css'");
-    write(&site, "static/style.css", "body { background-color: rgb(1, 2, 3) }\n");
+    write(
+        &site,
+        "static/style.css",
+        "body { background-color: rgb(1, 2, 3) }\n",
+    );
     let bg = wait_for(limit, || {
         let v = b.eval("getComputedStyle(document.body).backgroundColor");
         (v.as_str() == Some("rgb(1, 2, 3)")).then_some(())

@@ -22,11 +22,7 @@ fn serves_like_the_edge_and_updates_on_edit() {
     let tmp = tempfile::tempdir().expect("tmp");
     let site = small_site(tmp.path());
     std::fs::write(site.join("static/_redirects"), "/old /hello/ 301\n").expect("redirects");
-    std::fs::write(
-        site.join("static/_headers"),
-        "/hello/\n  X-Preview: yes\n",
-    )
-    .expect("headers");
+    std::fs::write(site.join("static/_headers"), "/hello/\n  X-Preview: yes\n").expect("headers");
     let dev = start(&site, Some(0));
     let addr = dev.addr();
     assert!(addr.ip().is_loopback(), "binds loopback by default: {addr}");
@@ -40,7 +36,10 @@ fn serves_like_the_edge_and_updates_on_edit() {
     );
     assert_eq!(page.header("x-preview"), Some("yes"), "_headers applies");
     let on_disk = std::fs::read_to_string(dev.output().join("hello/index.html")).expect("built");
-    assert!(!on_disk.contains("__qpage"), "the build itself has no script");
+    assert!(
+        !on_disk.contains("__qpage"),
+        "the build itself has no script"
+    );
 
     let moved = get(addr, "/old");
     assert_eq!(moved.status, 301);
@@ -72,7 +71,10 @@ fn serves_like_the_edge_and_updates_on_edit() {
     let mut seen = String::new();
     while !seen.contains("event: ready") {
         line.clear();
-        assert!(reader.read_line(&mut line).expect("read") > 0, "stream ended");
+        assert!(
+            reader.read_line(&mut line).expect("read") > 0,
+            "stream ended"
+        );
         seen.push_str(&line);
     }
     write_hello(&site, "Edited words, served at once.");
@@ -92,7 +94,11 @@ fn serves_like_the_edge_and_updates_on_edit() {
     assert!(page.text().contains("Edited words, served at once."));
 
     // A bad edit: the server keeps serving the last good page.
-    std::fs::write(site.join("content/hello.md"), "+++\ntitle = \n+++\nbroken\n").expect("w");
+    std::fs::write(
+        site.join("content/hello.md"),
+        "+++\ntitle = \n+++\nbroken\n",
+    )
+    .expect("w");
     std::thread::sleep(Duration::from_millis(300));
     let page = get(addr, "/hello/");
     assert_eq!(page.status, 200);

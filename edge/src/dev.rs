@@ -215,7 +215,10 @@ fn events(state: &Arc<DevState>) -> Response<DevBody> {
         let first = if errors.is_empty() {
             event("ready", "{}")
         } else {
-            event("errors", &serde_json::to_string(&errors).unwrap_or_default())
+            event(
+                "errors",
+                &serde_json::to_string(&errors).unwrap_or_default(),
+            )
         };
         if tx.send(first).await.is_err() {
             return;
@@ -261,9 +264,7 @@ impl hyper::body::Body for EventBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, Infallible>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|m| m.map(|b| Ok(Frame::data(b))))
+        self.rx.poll_recv(cx).map(|m| m.map(|b| Ok(Frame::data(b))))
     }
 }
 
@@ -362,7 +363,10 @@ impl DevHandle {
         let msg = if errors.is_empty() {
             event("ok", "{}")
         } else {
-            event("errors", &serde_json::to_string(&errors).unwrap_or_default())
+            event(
+                "errors",
+                &serde_json::to_string(&errors).unwrap_or_default(),
+            )
         };
         *current = errors;
         let _ = self.state.events.send(msg);

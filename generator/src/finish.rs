@@ -197,10 +197,7 @@ pub fn feed_files(site: &Site) -> Vec<(String, Vec<u8>)> {
 
 /// The feed files of the listings at `only` (site paths: `/` for the site's feed, a
 /// section's or term's path), or of all of them.
-pub fn feed_files_for(
-    site: &Site,
-    only: Option<&HashSet<String>>,
-) -> Vec<(String, Vec<u8>)> {
+pub fn feed_files_for(site: &Site, only: Option<&HashSet<String>>) -> Vec<(String, Vec<u8>)> {
     let config = &site.config;
     let wanted = |path: &str| only.is_none_or(|o| o.contains(path));
     let item = |pi: usize| {
@@ -241,9 +238,7 @@ pub fn feed_files_for(
             title: config.title.clone(),
             description: config.description.clone(),
             // The site feed is the main language's; translations have their sections' feeds.
-            items: items_of(
-                &mut (0..site.pages.len()).filter(|&pi| site.pages[pi].lang.is_none()),
-            ),
+            items: items_of(&mut (0..site.pages.len()).filter(|&pi| site.pages[pi].lang.is_none())),
         });
     }
     if config.feeds.sections {

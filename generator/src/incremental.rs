@@ -286,7 +286,11 @@ impl Session {
     }
 
     /// An update without a full rebuild; `Err(reason)` asks for one.
-    fn incremental(&mut self, kinds: &BTreeMap<PathBuf, Kind>, start: Instant) -> Result<Update, String> {
+    fn incremental(
+        &mut self,
+        kinds: &BTreeMap<PathBuf, Kind>,
+        start: Instant,
+    ) -> Result<Update, String> {
         let site_dir = self.opts.site_dir.clone();
         let filter = build::filter_of(&self.opts);
         let dev = self.opts.dev;
@@ -487,9 +491,8 @@ impl Session {
                             let reads_data = render::job_template(&st.site, job)
                                 .and_then(|t| st.closure.get(&t))
                                 .is_some_and(|c| {
-                                    c.iter().any(|t| {
-                                        st.templates.source(t).is_some_and(mentions_data)
-                                    })
+                                    c.iter()
+                                        .any(|t| st.templates.source(t).is_some_and(mentions_data))
                                 });
                             if reads_data || matches!(job, Job::Record(_)) || !old.contains(job) {
                                 dirty.insert(job.clone());
@@ -502,7 +505,9 @@ impl Session {
             // Pages whose shape did not change: swap the document in, re-render the
             // page and what shows it.
             for (file, kind) in kinds {
-                if *kind != Kind::Document || errors.contains_key(&format!("file:{}", file.display())) {
+                if *kind != Kind::Document
+                    || errors.contains_key(&format!("file:{}", file.display()))
+                {
                     continue;
                 }
                 let Some(&pi) = st.by_file.get(file) else {
@@ -699,7 +704,12 @@ fn same_shape(old: &Document, new: &Document, site: &Site) -> bool {
 }
 
 /// Marks the outputs showing page `pi` dirty, and the feeds listing it.
-fn dependents_of_page(st: &State, pi: usize, dirty: &mut BTreeSet<Job>, feeds: &mut HashSet<String>) {
+fn dependents_of_page(
+    st: &State,
+    pi: usize,
+    dirty: &mut BTreeSet<Job>,
+    feeds: &mut HashSet<String>,
+) {
     let page = &st.site.pages[pi];
     let section = &st.site.sections[page.section];
     let page_key = format!("page:{}", page.path);
@@ -763,7 +773,11 @@ fn index_pages(st: &mut State) {
 
 /// Renders and rewrites `jobs`, replacing their outputs; failures are kept as errors
 /// (their pages keep their last output) and rendered again next time.
-fn render_jobs(st: &mut State, jobs: &[Job], errors: &mut BTreeMap<String, Vec<Diagnostic>>) -> usize {
+fn render_jobs(
+    st: &mut State,
+    jobs: &[Job],
+    errors: &mut BTreeMap<String, Vec<Diagnostic>>,
+) -> usize {
     errors.retain(|k, _| !k.starts_with("render:"));
     let mut missing = render::check_templates(&st.site, &st.templates);
     if !missing.is_empty() {
@@ -830,9 +844,12 @@ fn feeds_by_listing(
     for (path, bytes) in finish::feed_files_for(site, only) {
         let listing = format!(
             "/{}",
-            path.trim_end_matches("atom.xml").trim_end_matches("rss.xml")
+            path.trim_end_matches("atom.xml")
+                .trim_end_matches("rss.xml")
         );
-        out.entry(listing).or_default().push((path, Arc::from(bytes)));
+        out.entry(listing)
+            .or_default()
+            .push((path, Arc::from(bytes)));
     }
     out
 }
@@ -844,8 +861,14 @@ fn statics_out(
     images: &SiteImages,
     statics_in: &[(String, OutFile)],
     dev: bool,
-) -> Result<(Vec<(String, Arc<[u8]>, PathBuf)>, HashMap<String, String>, HashSet<String>), Diagnostic>
-{
+) -> Result<
+    (
+        Vec<(String, Arc<[u8]>, PathBuf)>,
+        HashMap<String, String>,
+        HashSet<String>,
+    ),
+    Diagnostic,
+> {
     let published: HashSet<String> = statics_in.iter().map(|(p, _)| format!("/{p}")).collect();
     let copy: Vec<(String, OutFile)> = statics_in
         .iter()
@@ -884,36 +907,52 @@ fn statics_out(
 fn all_files(st: &State) -> Result<BTreeMap<String, Arc<[u8]>>, Vec<Diagnostic>> {
     let mut files: BTreeMap<String, (Arc<[u8]>, PathBuf)> = BTreeMap::new();
     let mut errors = Vec::new();
-    let mut add = |path: String, bytes: Arc<[u8]>, origin: PathBuf, errors: &mut Vec<Diagnostic>| {
-        if let Some((_, existing)) = files.get(&path) {
-            errors.push(
-                Diagnostic::file(
-                    &origin,
-                    format!(
-                        "output file /{path} is also produced by {}",
-                        existing.display()
-                    ),
-                )
-                .help("rename one of them; two sources cannot write the same URL"),
-            );
-            return;
-        }
-        files.insert(path, (bytes, origin));
-    };
+    let mut add =
+        |path: String, bytes: Arc<[u8]>, origin: PathBuf, errors: &mut Vec<Diagnostic>| {
+            if let Some((_, existing)) = files.get(&path) {
+                errors.push(
+                    Diagnostic::file(
+                        &origin,
+                        format!(
+                            "output file /{path} is also produced by {}",
+                            existing.display()
+                        ),
+                    )
+                    .help("rename one of them; two sources cannot write the same URL"),
+                );
+                return;
+            }
+            files.insert(path, (bytes, origin));
+        };
     for (p, b, o) in &st.statics_out {
         add(p.clone(), b.clone(), o.clone(), &mut errors);
     }
     for job in &st.jobs {
         if let Some(out) = st.pages.get(job) {
-            add(out.out.clone(), out.bytes.clone(), out.origin.clone(), &mut errors);
+            add(
+                out.out.clone(),
+                out.bytes.clone(),
+                out.origin.clone(),
+                &mut errors,
+            );
         }
     }
     for (path, bytes) in sitemaps(st) {
-        add(path, Arc::from(bytes), PathBuf::from("(generated index)"), &mut errors);
+        add(
+            path,
+            Arc::from(bytes),
+            PathBuf::from("(generated index)"),
+            &mut errors,
+        );
     }
     for list in st.feeds.values() {
         for (path, bytes) in list {
-            add(path.clone(), bytes.clone(), PathBuf::from("(generated index)"), &mut errors);
+            add(
+                path.clone(),
+                bytes.clone(),
+                PathBuf::from("(generated index)"),
+                &mut errors,
+            );
         }
     }
     if !files.contains_key("robots.txt") {
@@ -1055,11 +1094,16 @@ fn list_assets(site_dir: &Path) -> Vec<PathBuf> {
 
 /// What a path (relative to the site) is to the build.
 fn classify(rel: &Path, theme: Option<&str>, dest: &Path, site_dir: &Path) -> Kind {
-    let name = rel.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     if name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") {
         return Kind::Ignored;
     }
-    if dest.strip_prefix(site_dir).is_ok_and(|d| rel.starts_with(d))
+    if dest
+        .strip_prefix(site_dir)
+        .is_ok_and(|d| rel.starts_with(d))
         || rel.starts_with(".qpage-cache")
     {
         return Kind::Ignored;

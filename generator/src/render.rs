@@ -149,8 +149,10 @@ impl Renderer {
     pub fn update_page(&mut self, site: &Site, pi: usize) {
         self.shared.page_summaries[pi] = page_summary(site, &site.pages[pi]);
         let p = &site.pages[pi];
-        self.pages_map
-            .insert(p.path.clone().into(), self.shared.page_summaries[pi].clone());
+        self.pages_map.insert(
+            p.path.clone().into(),
+            self.shared.page_summaries[pi].clone(),
+        );
         let si = p.section;
         let v = self.shared.section_lookup(site, si);
         self.sections_map
@@ -165,21 +167,22 @@ impl Renderer {
         jobs.par_iter()
             .map(|job| {
                 let mut warnings = Vec::new();
-                let (result, reads) = crate::templates::record_lookups(|| -> Result<Rendered, Diagnostic> {
-                    let described = describe(site, job);
-                    let head = described
-                        .as_ref()
-                        .map(|(info, _)| seo::head(&site.config, info, &mut warnings));
-                    let mut r = render_job(site, &self.tera, &self.shared, job, head.as_ref())?;
-                    if let Some((info, lastmod)) = described
-                        && !info.noindex
-                        && info.kind != Kind::NotFound
-                    {
-                        r.alternates = info.alternates;
-                        r.sitemap = Some((info.path, lastmod));
-                    }
-                    Ok(r)
-                });
+                let (result, reads) =
+                    crate::templates::record_lookups(|| -> Result<Rendered, Diagnostic> {
+                        let described = describe(site, job);
+                        let head = described
+                            .as_ref()
+                            .map(|(info, _)| seo::head(&site.config, info, &mut warnings));
+                        let mut r = render_job(site, &self.tera, &self.shared, job, head.as_ref())?;
+                        if let Some((info, lastmod)) = described
+                            && !info.noindex
+                            && info.kind != Kind::NotFound
+                        {
+                            r.alternates = info.alternates;
+                            r.sitemap = Some((info.path, lastmod));
+                        }
+                        Ok(r)
+                    });
                 JobOutput {
                     job: job.clone(),
                     result,

@@ -500,7 +500,10 @@ fn language_of(dirs: &[String], languages: &[String]) -> Option<String> {
 /// Moves a translated document (`foo.fr.md`, `_index.fr.md`, `post/index.fr.md`) into
 /// its language's folder (`fr/foo`), and returns its language and the key that its
 /// translations share (folders without the language, stem, section or not).
-pub(crate) fn assign_language(doc: &mut Document, languages: &[String]) -> (Option<String>, String) {
+pub(crate) fn assign_language(
+    doc: &mut Document,
+    languages: &[String],
+) -> (Option<String>, String) {
     let name = doc
         .file
         .file_name()

@@ -161,7 +161,11 @@ fn blog_edits_match_a_full_build() {
     let u = f.edit(post, "\n\n", "\n\nA sentence added while previewing.\n\n");
     ok(&u, "body edit");
     assert_eq!(u.mode, Mode::Incremental, "body edit");
-    assert!(u.rendered > 0 && u.rendered < 30, "body edit rendered {}", u.rendered);
+    assert!(
+        u.rendered > 0 && u.rendered < 30,
+        "body edit rendered {}",
+        u.rendered
+    );
     let paths = changed(&u);
     assert!(
         paths.contains(&"blog/ipv6-on-a-small-server/index.html"),
@@ -228,7 +232,12 @@ fn blog_edits_match_a_full_build() {
     let e = &u.errors[0];
     assert!(e.file.ends_with("ipv6-on-a-small-server.md"), "{e}");
     assert!(e.line.is_some(), "{e}");
-    assert!(f.session.output().join("blog/ipv6-on-a-small-server/index.html").is_file());
+    assert!(
+        f.session
+            .output()
+            .join("blog/ipv6-on-a-small-server/index.html")
+            .is_file()
+    );
     let u = f.write(post, &good);
     ok(&u, "fixed front matter");
     assert!(f.session.errors().is_empty());
@@ -241,12 +250,20 @@ fn blog_edits_match_a_full_build() {
     .expect("theme page.html");
     let u = f.write(
         "templates/page.html",
-        &page_tpl.replacen("{% block content %}", "{% block content %}<p>Overridden template</p>", 1),
+        &page_tpl.replacen(
+            "{% block content %}",
+            "{% block content %}<p>Overridden template</p>",
+            1,
+        ),
     );
     ok(&u, "template");
     assert_eq!(u.mode, Mode::Incremental);
     assert!(changed(&u).contains(&"blog/ipv6-on-a-small-server/index.html"));
-    assert!(!changed(&u).contains(&"tags/index.html"), "{:?}", changed(&u));
+    assert!(
+        !changed(&u).contains(&"tags/index.html"),
+        "{:?}",
+        changed(&u)
+    );
     f.assert_same_as_full_build("template");
 
     // A broken template: an error with the template's file and line.
@@ -273,9 +290,15 @@ fn blog_edits_match_a_full_build() {
     let img = std::fs::read(f.site.join("static/images/rocket.jpg")).expect("img");
     let decoded = image_of(&img);
     std::fs::write(f.site.join("static/images/rocket.jpg"), decoded).expect("write img");
-    let u = f.session.update(&[PathBuf::from("static/images/rocket.jpg")]);
+    let u = f
+        .session
+        .update(&[PathBuf::from("static/images/rocket.jpg")]);
     ok(&u, "image");
-    assert!(changed(&u).contains(&"images/rocket.jpg"), "{:?}", changed(&u));
+    assert!(
+        changed(&u).contains(&"images/rocket.jpg"),
+        "{:?}",
+        changed(&u)
+    );
     f.assert_same_as_full_build("image");
 }
 
@@ -296,7 +319,12 @@ fn data_edits_match_a_full_build() {
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
-        .map(|e| e.path().strip_prefix(&f.site).expect("prefix").to_path_buf())
+        .map(|e| {
+            e.path()
+                .strip_prefix(&f.site)
+                .expect("prefix")
+                .to_path_buf()
+        })
         .collect();
     let file = data
         .iter()

@@ -104,6 +104,9 @@ struct State {
     statics_out: Vec<(String, Arc<[u8]>, PathBuf)>,
     published: HashSet<String>,
     renamed: HashMap<String, String>,
+    /// The sitemap files, and whether a page's entry changed since they were made.
+    sitemap_files: Vec<(String, Arc<[u8]>)>,
+    sitemap_stale: bool,
     /// Feed files by the listing they belong to.
     feeds: BTreeMap<String, Vec<(String, Arc<[u8]>)>>,
     /// Every output file as written.
@@ -487,6 +490,7 @@ impl Session {
                         // Data: record pages, and pages whose templates read `data`.
                         let old: HashSet<Job> = old_jobs.into_iter().collect();
                         st.pages.retain(|j, _| !matches!(j, Job::Record(_)));
+                        st.sitemap_stale = true;
                         for job in &st.jobs {
                             let reads_data = render::job_template(&st.site, job)
                                 .and_then(|t| st.closure.get(&t))
@@ -627,6 +631,10 @@ impl Session {
                 st.feeds.insert(listing, files);
             }
         }
+        if st.sitemap_stale {
+            st.sitemap_files = sitemaps(st);
+            st.sitemap_stale = false;
+        }
         let files = match all_files(st) {
             Ok(f) => f,
             Err(e) => {
@@ -725,6 +733,28 @@ fn dependents_of_page(
         .iter()
         .filter_map(|(_, p)| st.by_path.get(p).copied())
         .collect();
+    // The listing page (k) showing it; for a term, all of them when it is among the
+    // first three (their descriptions name those).
+    let k_of = |list: &[usize], per: usize| {
+        list.iter()
+            .position(|&p| p == pi)
+            .map(|pos| (pos / per.max(1) + 1, pos < 3))
+    };
+    let section_k = k_of(&section.pages, render::per_page(&st.site, page.section)).map(|(k, _)| k);
+    let term_k: HashMap<String, (usize, bool)> = st
+        .site
+        .taxonomies
+        .iter()
+        .flat_map(|t| {
+            t.terms.iter().filter_map(|(slug, term)| {
+                let path = format!("/{}/{slug}/", t.name);
+                if !terms.contains(&path) {
+                    return None;
+                }
+                k_of(&term.pages, st.site.config.paginate_by).map(|k| (path, k))
+            })
+        })
+        .collect();
     for job in &st.jobs {
         let hit = match job {
             Job::Page(p) => {
@@ -733,13 +763,13 @@ fn dependents_of_page(
                     || Some(*p) == page.higher
                     || translations.contains(p)
             }
-            Job::Alias(_, _, file) => *file == page.doc.file,
-            Job::Section(si, _) => *si == page.section,
-            Job::Term(ti, slug, _) => {
-                terms.contains(&format!("/{}/{slug}/", st.site.taxonomies[*ti].name))
-            }
-            Job::TaxonomyList(ti) => page.terms.contains_key(&st.site.taxonomies[*ti].name),
-            Job::Record(_) | Job::NotFound => false,
+            // Redirects name the page's URL only, which did not change.
+            Job::Alias(..) => false,
+            Job::Section(si, k) => *si == page.section && Some(*k) == section_k,
+            Job::Term(ti, slug, k) => term_k
+                .get(&format!("/{}/{slug}/", st.site.taxonomies[*ti].name))
+                .is_some_and(|&(tk, first)| first || tk == *k),
+            Job::TaxonomyList(_) | Job::Record(_) | Job::NotFound => false,
         };
         let reads = st
             .pages
@@ -817,6 +847,10 @@ fn render_jobs(
         }
     };
     for (f, (job, reads)) in finished.into_iter().zip(meta) {
+        let same_entry = st.pages.get(&job).is_some_and(|o| {
+            o.sitemap == f.page.sitemap && o.images == f.images && o.alternates == f.page.alternates
+        });
+        st.sitemap_stale |= !same_entry;
         st.pages.insert(
             job,
             PageOut {
@@ -972,7 +1006,7 @@ fn all_files(st: &State) -> Result<BTreeMap<String, Arc<[u8]>>, Vec<Diagnostic>>
 }
 
 /// The sitemap files of the current pages.
-fn sitemaps(st: &State) -> Vec<(String, Vec<u8>)> {
+fn sitemaps(st: &State) -> Vec<(String, Arc<[u8]>)> {
     let config = &st.site.config;
     let mut entries: Vec<crate::sitemap::Entry> = st
         .jobs
@@ -996,6 +1030,9 @@ fn sitemaps(st: &State) -> Vec<(String, Vec<u8>)> {
         .collect();
     entries.sort_by(|a, b| a.loc.cmp(&b.loc));
     crate::sitemap::sitemaps(config, &entries, crate::sitemap::Limits::default())
+        .into_iter()
+        .map(|(p, b)| (p, Arc::from(b)))
+        .collect()
 }
 
 /// Writes the files whose bytes differ and removes the ones gone; returns them.
@@ -1201,6 +1238,8 @@ fn full_build(opts: &BuildOptions, image_cache: &Arc<ImageCache>) -> Result<Stat
         statics_out,
         published,
         renamed,
+        sitemap_files: Vec::new(),
+        sitemap_stale: true,
         feeds: BTreeMap::new(),
         files: BTreeMap::new(),
         manifest: Manifest {
@@ -1216,6 +1255,8 @@ fn full_build(opts: &BuildOptions, image_cache: &Arc<ImageCache>) -> Result<Stat
         return Err(BuildError::new(errors.into_values().flatten().collect()));
     }
     st.feeds = feeds_by_listing(&st.site, None);
+    st.sitemap_files = sitemaps(&st);
+    st.sitemap_stale = false;
     st.files = all_files(&st).map_err(BuildError::new)?;
     for (path, bytes) in &st.files {
         st.manifest

@@ -148,6 +148,7 @@ impl Renderer {
     /// path, section, terms, order): its summary and the lookups holding it.
     pub fn update_page(&mut self, site: &Site, pi: usize) {
         self.shared.page_summaries[pi] = page_summary(site, &site.pages[pi]);
+        self.shared.listed[pi] = listed_form(&self.shared.page_summaries[pi]);
         let p = &site.pages[pi];
         self.pages_map.insert(
             p.path.clone().into(),
@@ -271,6 +272,8 @@ struct Shared {
     data: Value,
     top_sections: Value,
     page_summaries: Vec<Value>,
+    /// The summaries as `get_section` lists them (through JSON: keys sorted).
+    listed: Vec<Value>,
     section_values: Vec<Value>,
     taxonomy_values: Vec<Value>,
 }
@@ -374,6 +377,7 @@ impl Shared {
             config: Value::from_serializable(&site.config),
             data: Value::from_serializable(&data),
             top_sections,
+            listed: page_summaries.par_iter().map(listed_form).collect(),
             page_summaries,
             section_values,
             taxonomy_values,
@@ -395,21 +399,31 @@ impl Shared {
 
     /// What `get_section` returns for section `si`: its value with its pages.
     fn section_lookup(&self, site: &Site, si: usize) -> Value {
+        let mut v: serde_json::Value =
+            serde_json::to_value(&self.section_values[si]).unwrap_or_default();
+        let Some(obj) = v.as_object_mut() else {
+            return Value::from_serializable(&v);
+        };
+        // The pages go in at the key's place; their values are converted once per page.
+        obj.insert("pages".into(), serde_json::Value::Null);
+        let base = Value::from_serializable(&v);
+        let Some(map) = base.as_map() else {
+            return base;
+        };
         let pages: Vec<Value> = site.sections[si]
             .pages
             .iter()
-            .map(|&p| self.page_summaries[p].clone())
+            .map(|&p| self.listed[p].clone())
             .collect();
-        let mut v: serde_json::Value =
-            serde_json::to_value(&self.section_values[si]).unwrap_or_default();
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert(
-                "pages".into(),
-                serde_json::to_value(&pages).unwrap_or_default(),
-            );
-        }
-        Value::from_serializable(&v)
+        let mut map = map.clone();
+        map.insert("pages".into(), Value::from(pages));
+        Value::from(map)
     }
+}
+
+/// A page summary as it looks after a trip through JSON (what `get_section` lists).
+fn listed_form(summary: &Value) -> Value {
+    Value::from_serializable(&serde_json::to_value(summary).unwrap_or_default())
 }
 
 /// The value templates see for a page in listings and lookups.
@@ -494,7 +508,8 @@ pub fn jobs(site: &Site) -> Vec<Job> {
     jobs
 }
 
-fn per_page(site: &Site, si: usize) -> usize {
+/// Pages per listing page of section `si`.
+pub(crate) fn per_page(site: &Site, si: usize) -> usize {
     site.sections[si]
         .doc
         .as_ref()

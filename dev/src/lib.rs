@@ -177,6 +177,7 @@ pub fn start(opts: DevOptions) -> Result<Running, StartError> {
     let (mut session, first) =
         Session::start(build).map_err(|e| StartError::Other(e.to_string()))?;
     report(&first);
+    session.defer_manifest(true);
 
     let handle = server.handle();
     serve_all(&session, &handle)?;
@@ -262,10 +263,14 @@ async fn bind(opts: &DevOptions, scratch: &std::path::Path) -> Result<DevServer,
 /// One batch of changes: rebuild, push the changed files, tell the browsers.
 fn rebuild(session: &mut Session, handle: &DevHandle, batch: &[PathBuf]) {
     let update = session.update(batch);
+    if update.changed.is_empty() {
+        session.flush();
+    }
     if update.mode == Mode::Nothing {
         return;
     }
     report(&update);
+    let t = std::time::Instant::now();
     let served = if matches!(update.mode, Mode::Full(_)) {
         serve_all(session, handle)
     } else {
@@ -275,6 +280,7 @@ fn rebuild(session: &mut Session, handle: &DevHandle, batch: &[PathBuf]) {
         tracing::error!(error = %e, "cannot serve the new files");
         return;
     }
+    tracing::debug!(took = ?t.elapsed(), "served the new files");
     handle.set_errors(dev_errors(&update.errors));
     if update.changed.is_empty() {
         return;
@@ -289,6 +295,8 @@ fn rebuild(session: &mut Session, handle: &DevHandle, batch: &[PathBuf]) {
     } else {
         handle.reload();
     }
+    // The browser is told; now the manifest (which is not served) catches up on disk.
+    session.flush();
 }
 
 /// Serves every file of the session's last good build; with none (the site has not

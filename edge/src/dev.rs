@@ -31,6 +31,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::config::EdgeConfig;
 use crate::error::{EdgeError, Result};
 use crate::routing::{Interner, LiveDeploy, RoutingTable};
+use crate::rules::{Headers, Redirects};
 use crate::state::Shared;
 use crate::store::{Deploy, DeployId, FileEntry, SiteConfig, Store, Variant};
 
@@ -58,7 +59,8 @@ pub struct DevError {
 }
 
 struct DevState {
-    files: Mutex<BTreeMap<String, FileEntry>>,
+    /// What is served (none before the first update).
+    live: Mutex<Option<Arc<LiveDeploy>>>,
     events: broadcast::Sender<Bytes>,
     errors: Mutex<Vec<DevError>>,
     generation: std::sync::atomic::AtomicU64,
@@ -104,7 +106,7 @@ impl DevServer {
             listener,
             shared,
             state: Arc::new(DevState {
-                files: Mutex::new(BTreeMap::new()),
+                live: Mutex::new(None),
                 events,
                 errors: Mutex::new(Vec::new()),
                 generation: std::sync::atomic::AtomicU64::new(0),
@@ -273,69 +275,90 @@ impl DevHandle {
     /// the file) and makes the result live. HTML pages get the live-reload script.
     pub fn update(&self, changed: &[(String, Option<Arc<[u8]>>)]) -> Result<()> {
         let store = &self.shared.store;
-        let entries = {
-            let mut files = self
-                .state
-                .files
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (path, bytes) in changed {
-                let key = format!("/{path}");
-                let Some(bytes) = bytes else {
-                    files.remove(&key);
-                    continue;
-                };
-                let served: std::borrow::Cow<'_, [u8]> = if path.ends_with(".html") {
-                    std::borrow::Cow::Owned(inject(bytes))
-                } else {
-                    std::borrow::Cow::Borrowed(&bytes[..])
-                };
-                let hash = hex(&Sha256::digest(&served));
-                let blob = store.blob_path(&hash, Variant::Identity);
-                if !blob.exists() {
-                    write_blob(&blob, &served)?;
-                }
-                files.insert(
-                    key,
-                    FileEntry {
-                        sha256: hash,
-                        size: served.len() as u64,
-                        content_type: content_type(path),
-                        br: None,
-                        gz: None,
-                    },
-                );
+        let mut entries: Vec<(String, Option<FileEntry>)> = Vec::with_capacity(changed.len());
+        let (mut redirects, mut headers) = (None, None);
+        for (path, bytes) in changed {
+            let key = format!("/{path}");
+            let text = || {
+                bytes
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default()
+            };
+            match key.as_str() {
+                "/_redirects" => redirects = Some(Redirects::parse(&text())?),
+                "/_headers" => headers = Some(Headers::parse(&text())?),
+                _ => {}
             }
-            files.clone()
-        };
+            let Some(bytes) = bytes else {
+                entries.push((key, None));
+                continue;
+            };
+            let served: std::borrow::Cow<'_, [u8]> = if path.ends_with(".html") {
+                std::borrow::Cow::Owned(inject(bytes))
+            } else {
+                std::borrow::Cow::Borrowed(&bytes[..])
+            };
+            let hash = hex(&Sha256::digest(&served));
+            let blob = store.blob_path(&hash, Variant::Identity);
+            if !blob.exists() {
+                write_blob(&blob, &served)?;
+            }
+            entries.push((
+                key,
+                Some(FileEntry {
+                    sha256: hash,
+                    size: served.len() as u64,
+                    content_type: content_type(path),
+                    br: None,
+                    gz: None,
+                }),
+            ));
+        }
         let generation = self
             .state
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = DeployId::parse(&format!("{generation:016x}"))
             .ok_or_else(|| EdgeError::Manifest("bad dev deploy id".into()))?;
-        let deploy = Deploy {
-            id,
-            site: SITE.into(),
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            files: entries,
+        let mut live = self
+            .state
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = match live.as_ref() {
+            Some(current) => current.patched(id, &entries, redirects, headers),
+            None => {
+                let deploy = Deploy {
+                    id,
+                    site: SITE.into(),
+                    created: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0),
+                    files: entries
+                        .into_iter()
+                        .filter_map(|(k, e)| Some((k, e?)))
+                        .collect::<BTreeMap<_, _>>(),
+                };
+                LiveDeploy::load(store, deploy, &mut Interner::default())?
+            }
         };
-        let live = LiveDeploy::load(store, deploy, &mut Interner::default())?;
-        let table = RoutingTable::single(SITE, Arc::new(live));
-        self.shared.table.store(Arc::new(table));
+        let next = Arc::new(next);
+        *live = Some(next.clone());
+        self.shared
+            .table
+            .store(Arc::new(RoutingTable::single(SITE, next)));
         Ok(())
     }
 
     /// Replaces every file of the site with `files` (after a full rebuild).
     pub fn replace_all(&self, files: &[(String, Option<Arc<[u8]>>)]) -> Result<()> {
-        self.state
-            .files
+        *self
+            .state
+            .live
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         self.update(files)
     }
 

@@ -11,7 +11,7 @@ use http::HeaderValue;
 use crate::config::EdgeConfig;
 use crate::error::Result;
 use crate::rules::{Headers, Redirects};
-use crate::store::{Deploy, DeployId, SiteConfig, Store, WwwPolicy};
+use crate::store::{Deploy, DeployId, FileEntry, SiteConfig, Store, WwwPolicy};
 
 /// A file as served: what the response needs, computed once at load.
 #[derive(Debug)]
@@ -62,38 +62,8 @@ impl LiveDeploy {
             .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
         let mut files = HashMap::with_capacity(deploy.files.len());
         for (path, f) in deploy.files {
-            let content_type = match interner.types.get(&f.content_type) {
-                Some(v) => v.clone(),
-                None => {
-                    let v = HeaderValue::from_str(&f.content_type)
-                        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-                    interner.types.insert(f.content_type.clone(), v.clone());
-                    v
-                }
-            };
-            let (hash, etag) = interner
-                .blobs
-                .entry(f.sha256.clone())
-                .or_insert_with(|| {
-                    let etag = HeaderValue::from_str(&format!("\"{}\"", f.sha256))
-                        .unwrap_or(HeaderValue::from_static("\"\""));
-                    (Arc::from(f.sha256.as_str()), etag)
-                })
-                .clone();
-            let fingerprinted = is_fingerprinted(&path);
-            files.insert(
-                path.into_boxed_str(),
-                ServedFile {
-                    hash,
-                    size: f.size,
-                    content_type,
-                    etag,
-                    br: f.br,
-                    gz: f.gz,
-                    fingerprinted,
-                    hot: Default::default(),
-                },
-            );
+            let served = ServedFile::new(&path, &f, interner);
+            files.insert(path.into_boxed_str(), served);
         }
         let tag = |sep: &str| {
             HeaderValue::from_str(&format!("site-{}{sep}deploy-{}", deploy.site, deploy.id))
@@ -110,6 +80,105 @@ impl LiveDeploy {
             last_modified,
             modified,
         })
+    }
+}
+
+impl ServedFile {
+    /// The serving form of a file entry.
+    fn new(path: &str, f: &FileEntry, interner: &mut Interner) -> ServedFile {
+        let content_type = match interner.types.get(&f.content_type) {
+            Some(v) => v.clone(),
+            None => {
+                let v = HeaderValue::from_str(&f.content_type)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+                interner.types.insert(f.content_type.clone(), v.clone());
+                v
+            }
+        };
+        let (hash, etag) = interner
+            .blobs
+            .entry(f.sha256.clone())
+            .or_insert_with(|| {
+                let etag = HeaderValue::from_str(&format!("\"{}\"", f.sha256))
+                    .unwrap_or(HeaderValue::from_static("\"\""));
+                (Arc::from(f.sha256.as_str()), etag)
+            })
+            .clone();
+        ServedFile {
+            hash,
+            size: f.size,
+            content_type,
+            etag,
+            br: f.br,
+            gz: f.gz,
+            fingerprinted: is_fingerprinted(path),
+            hot: Default::default(),
+        }
+    }
+
+    /// A copy with no precomputed headers.
+    fn fresh_copy(&self) -> ServedFile {
+        ServedFile {
+            hash: self.hash.clone(),
+            size: self.size,
+            content_type: self.content_type.clone(),
+            etag: self.etag.clone(),
+            br: self.br,
+            gz: self.gz,
+            fingerprinted: self.fingerprinted,
+            hot: Default::default(),
+        }
+    }
+}
+
+impl LiveDeploy {
+    /// This deploy with some files replaced (`Some`) or removed (`None`) and, when
+    /// given, new rules: how `qpage dev` updates what it serves without reloading every
+    /// file's entry from the store.
+    pub(crate) fn patched(
+        &self,
+        id: DeployId,
+        changed: &[(String, Option<FileEntry>)],
+        redirects: Option<Redirects>,
+        headers: Option<Headers>,
+    ) -> LiveDeploy {
+        let mut interner = Interner::default();
+        let mut files: HashMap<Box<str>, ServedFile> = self
+            .files
+            .iter()
+            .map(|(k, v)| (k.clone(), v.fresh_copy()))
+            .collect();
+        for (path, entry) in changed {
+            match entry {
+                Some(f) => {
+                    files.insert(
+                        path.clone().into_boxed_str(),
+                        ServedFile::new(path, f, &mut interner),
+                    );
+                }
+                None => {
+                    files.remove(path.as_str());
+                }
+            }
+        }
+        let secs = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let modified = UNIX_EPOCH + Duration::from_secs(secs);
+        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+            .unwrap_or_else(|_| self.last_modified.clone());
+        LiveDeploy {
+            site: self.site.clone(),
+            id,
+            files,
+            redirects: redirects.unwrap_or_else(|| self.redirects.clone()),
+            headers: headers.unwrap_or_else(|| self.headers.clone()),
+            last_modified,
+            modified,
+            surrogate_key: self.surrogate_key.clone(),
+            cache_tag: self.cache_tag.clone(),
+        }
     }
 }
 

@@ -122,6 +122,9 @@ pub struct Session {
     state: Option<State>,
     /// Current problems by what raised them (a file, the templates, the model...).
     errors: BTreeMap<String, Vec<Diagnostic>>,
+    /// Write `.qpage/manifest.json` on [`Session::flush`] instead of in each update.
+    defer_manifest: bool,
+    manifest_pending: bool,
 }
 
 /// What a changed path is to the build.
@@ -158,6 +161,8 @@ impl Session {
             image_cache,
             state: None,
             errors: BTreeMap::new(),
+            defer_manifest: false,
+            manifest_pending: false,
         };
         let update = s.full("first build".into(), Instant::now());
         Ok((s, update))
@@ -173,6 +178,29 @@ impl Session {
         self.state
             .iter()
             .flat_map(|s| s.files.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    /// Leaves the manifest (`.qpage/manifest.json`, the one file every update changes)
+    /// to [`Session::flush`], so a caller can serve an update before writing it.
+    pub fn defer_manifest(&mut self, on: bool) {
+        self.defer_manifest = on;
+    }
+
+    /// Writes what an update left to write (the manifest, when deferred).
+    pub fn flush(&mut self) {
+        if !std::mem::take(&mut self.manifest_pending) {
+            return;
+        }
+        if let Some(st) = &self.state {
+            match write_manifest(&self.dest, &st.manifest) {
+                Ok(()) => {
+                    self.errors.remove("write");
+                }
+                Err(e) => {
+                    self.errors.insert("write".into(), e);
+                }
+            }
+        }
     }
 
     /// The current problems.
@@ -619,7 +647,9 @@ impl Session {
 
         // Render and rewrite what is dirty.
         let jobs: Vec<Job> = dirty.into_iter().collect();
+        let t_render = Instant::now();
         let rendered = render_jobs(st, &jobs, errors);
+        let t_indexes = Instant::now();
         let feeds_all = feeds.contains("*");
         if feeds_all {
             st.feeds = feeds_by_listing(&st.site, None);
@@ -635,6 +665,7 @@ impl Session {
             st.sitemap_files = sitemaps(st);
             st.sitemap_stale = false;
         }
+        let t_files = Instant::now();
         let files = match all_files(st) {
             Ok(f) => f,
             Err(e) => {
@@ -643,6 +674,7 @@ impl Session {
             }
         };
         errors.remove("output");
+        let t_write = Instant::now();
         let changed = match write_changes(&self.dest, &st.files, &files) {
             Ok(c) => c,
             Err(e) => {
@@ -653,9 +685,21 @@ impl Session {
         errors.remove("write");
         apply_manifest(&mut st.manifest, &changed);
         st.files = files;
-        if let Err(e) = write_manifest(&self.dest, &st.manifest) {
+        let t_manifest = Instant::now();
+        if self.defer_manifest {
+            self.manifest_pending |= !changed.is_empty();
+        } else if let Err(e) = write_manifest(&self.dest, &st.manifest) {
             errors.insert("write".into(), e);
         }
+        tracing::debug!(
+            prepare = ?(t_render - start),
+            render = ?(t_indexes - t_render),
+            indexes = ?(t_files - t_indexes),
+            assemble = ?(t_write - t_files),
+            write = ?(t_manifest - t_write),
+            manifest = ?t_manifest.elapsed(),
+            "update phases"
+        );
         let mode = match rerender {
             Some(r) => Mode::Rerender(r),
             None if data_changed => Mode::Rerender("data changed".into()),

@@ -103,6 +103,7 @@ pub fn run(cmd: EdgeCmd) -> anyhow::Result<()> {
                     hosts,
                     aliases,
                     www,
+                    https: Default::default(),
                 },
             )?;
             let id = store

@@ -81,7 +81,10 @@ fn generate(out: &std::path::Path, count: usize) -> Res<()> {
     for i in 0..count {
         let name = format!("h{i:05}.bench.test");
         let (chain, key) = leaf(&name)?;
-        std::fs::write(out.join("certs").join(format!("{name}.pem")), format!("{key}{chain}"))?;
+        std::fs::write(
+            out.join("certs").join(format!("{name}.pem")),
+            format!("{key}{chain}"),
+        )?;
         names.push_str(&name);
         names.push('\n');
     }
@@ -121,9 +124,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -166,7 +167,8 @@ async fn handshakes(
             next.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let mut x: u64 =
+                0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             let connector = tokio_rustls::TlsConnector::from(cfg);
             while Instant::now() < end {
                 x ^= x << 13;
@@ -191,8 +193,8 @@ async fn handshakes(
                     let tcp = tokio::net::TcpStream::connect(addr).await?;
                     tcp.set_nodelay(true)?;
                     let mut s = connector.connect(sn, tcp).await?;
-                    let was_resumed = s.get_ref().1.handshake_kind()
-                        == Some(rustls::HandshakeKind::Resumed);
+                    let was_resumed =
+                        s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
                     // Close, then read to the server's close: the session tickets a
                     // TLS 1.3 server sends after the handshake are read on the way,
                     // with or without resumption (same work in both modes).

@@ -189,7 +189,11 @@ impl Server {
             let deadline = Duration::from_millis(limits.response_deadline_ms);
             let first_byte = Duration::from_millis(limits.header_read_timeout_ms);
             drop(cfg);
-            let tls = if secure { shared.tls.get().cloned() } else { None };
+            let tls = if secure {
+                shared.tls.get().cloned()
+            } else {
+                None
+            };
             let sh = shared.clone();
             let watcher = graceful.watcher();
             let mut stop = stop_rx.clone();
@@ -209,7 +213,11 @@ impl Server {
                         None => {
                             let service = service_fn(move |req| {
                                 let sh = service_shared.clone();
-                                async move { Ok::<_, std::convert::Infallible>(crate::tls::http_front(req, sh).await) }
+                                async move {
+                                    Ok::<_, std::convert::Infallible>(
+                                        crate::tls::http_front(req, sh).await,
+                                    )
+                                }
                             });
                             let conn = builder.serve_connection(TokioIo::new(io), service);
                             if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -221,7 +229,11 @@ impl Server {
                                 let service = service_fn(move |req| {
                                     let sh = service_shared.clone();
                                     let info = info.clone();
-                                    async move { Ok::<_, std::convert::Infallible>(crate::tls::https_front(req, info, sh).await) }
+                                    async move {
+                                        Ok::<_, std::convert::Infallible>(
+                                            crate::tls::https_front(req, info, sh).await,
+                                        )
+                                    }
                                 });
                                 let conn = builder.serve_connection(TokioIo::new(io), service);
                                 if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -229,7 +241,9 @@ impl Server {
                                 }
                             }
                             Err(crate::tls::AcceptError::Timeout) => sh.metrics.timeout(),
-                            Err(e) => tracing::debug!(peer = %peer, error = %e, "TLS connection not served"),
+                            Err(e) => {
+                                tracing::debug!(peer = %peer, error = %e, "TLS connection not served")
+                            }
                         },
                     }
                 } else {

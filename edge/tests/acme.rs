@@ -17,7 +17,8 @@ use edge::{TlsRunning, eventually};
 use qpage_edge::{Challenge, EdgeConfig};
 use tlskit::{Pebble, TestCa, client_config, free_port, handshake, https_get, roots_from_pem};
 
-const BOTH: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+const BOTH: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 const ISSUED: &str = "qpage_acme_orders_total{result=\"issued\"}";
 const FAILED: &str = "qpage_acme_orders_total{result=\"failed\"}";
 
@@ -62,9 +63,11 @@ async fn http01_issuance_unknown_sni_and_restart() {
 
     // Eager: every routed host of the fixture (alpha: 3, beta: 2) gets a certificate.
     let cert = f.data.join("certs/alpha.test.pem");
-    eventually(Duration::from_secs(60), "certificates for the routed hosts", || async {
-        s.metric(ISSUED).await >= 5.0
-    })
+    eventually(
+        Duration::from_secs(60),
+        "certificates for the routed hosts",
+        || async { s.metric(ISSUED).await >= 5.0 },
+    )
     .await;
     assert_eq!(s.metric(FAILED).await, 0.0, "{}", pebble.log());
     assert!(s.metric("qpage_acme_http01_answers_total").await >= 5.0);
@@ -75,18 +78,27 @@ async fn http01_issuance_unknown_sni_and_restart() {
     // HTTPS verified against Pebble's root, over HTTP/2.
     let roots = roots_from_pem(&pebble.root_pem().await);
     let h2 = client_config(roots.clone(), &[b"h2", b"http/1.1"], BOTH);
-    let r = https_get(s.https, "alpha.test", "alpha.test", "/", h2.clone()).await.unwrap();
+    let r = https_get(s.https, "alpha.test", "alpha.test", "/", h2.clone())
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.version, http::Version::HTTP_2);
     assert!(String::from_utf8_lossy(&r.body).contains("alpha home"));
     let served = r.leaf.clone();
 
     // A stranger's SNI: refused, and no order is placed for it.
-    let started = s.metric("qpage_acme_orders_started_total{reason=\"on-demand\"}").await;
-    assert!(handshake(s.https, "stranger.test", h2.clone()).await.is_err());
+    let started = s
+        .metric("qpage_acme_orders_started_total{reason=\"on-demand\"}")
+        .await;
+    assert!(
+        handshake(s.https, "stranger.test", h2.clone())
+            .await
+            .is_err()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        s.metric("qpage_acme_orders_started_total{reason=\"on-demand\"}").await,
+        s.metric("qpage_acme_orders_started_total{reason=\"on-demand\"}")
+            .await,
         started
     );
     assert!(!f.data.join("certs/stranger.test.pem").exists());
@@ -96,7 +108,9 @@ async fn http01_issuance_unknown_sni_and_restart() {
 
     // Restart: the certificates come from disk, nothing is ordered again.
     let s = TlsRunning::start(cfg).await;
-    let r = https_get(s.https, "alpha.test", "alpha.test", "/", h2.clone()).await.unwrap();
+    let r = https_get(s.https, "alpha.test", "alpha.test", "/", h2.clone())
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.leaf, served, "the same certificate, loaded from disk");
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -119,23 +133,36 @@ async fn tls_alpn01_on_demand_issuance() {
     cfg.tls.acme.on_demand = true;
     let s = TlsRunning::start(cfg).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(s.metric(ISSUED).await, 0.0, "eager is off: nothing ordered yet");
+    assert_eq!(
+        s.metric(ISSUED).await,
+        0.0,
+        "eager is off: nothing ordered yet"
+    );
 
     // The first handshake for a routed host waits for its certificate.
     let roots = roots_from_pem(&pebble.root_pem().await);
     let h1 = client_config(roots, &[b"http/1.1"], BOTH);
-    let r = https_get(s.https, "beta.test", "beta.test", "/", h1.clone())
+    let r = https_get(s.https, "www.beta.test", "www.beta.test", "/", h1.clone())
         .await
         .unwrap_or_else(|e| panic!("on-demand handshake: {e}\n{}", pebble.log()));
     assert_eq!(r.status, 200);
     assert!(String::from_utf8_lossy(&r.body).contains("beta home"));
     assert_eq!(s.metric(ISSUED).await, 1.0);
     assert_eq!(
-        s.metric("qpage_acme_orders_started_total{reason=\"on-demand\"}").await,
+        s.metric("qpage_acme_orders_started_total{reason=\"on-demand\"}")
+            .await,
         1.0
     );
-    assert_eq!(s.metric("qpage_acme_http01_answers_total").await, 0.0, "validated over TLS-ALPN-01");
-    assert!(f.data.join("certs/beta.test.pem").exists());
+    assert_eq!(
+        s.metric("qpage_acme_http01_answers_total").await,
+        0.0,
+        "validated over TLS-ALPN-01"
+    );
+    assert!(f.data.join("certs/www.beta.test.pem").exists());
+    assert!(
+        !f.data.join("certs/beta.test.pem").exists(),
+        "only the asked-for host"
+    );
     s.stop().await;
 }
 
@@ -149,15 +176,23 @@ async fn renewal_replaces_the_certificate() {
     cfg.tls.acme.renew_jitter = 0.0;
     let s = TlsRunning::start(cfg).await;
     let roots = roots_from_pem(&pebble.root_pem().await);
-    let h1 = client_config(roots, &[b"http/1.1"], BOTH);
-    let first = https_get(s.https, "alpha.test", "alpha.test", "/", h1.clone()).await.unwrap();
+    let h1 = client_config(roots.clone(), &[b"http/1.1"], BOTH);
+    let first = https_get(s.https, "alpha.test", "alpha.test", "/", h1.clone())
+        .await
+        .unwrap();
     assert_eq!(first.status, 200);
     eventually(Duration::from_secs(40), "a renewal", || async {
-        s.metric("qpage_acme_orders_started_total{reason=\"renewal\"}").await >= 1.0
+        s.metric("qpage_acme_orders_started_total{reason=\"renewal\"}")
+            .await
+            >= 1.0
             && s.metric(ISSUED).await >= 2.0
     })
     .await;
-    let second = https_get(s.https, "alpha.test", "alpha.test", "/", h1.clone()).await.unwrap();
+    // A new client: a resumed session would not show the certificate again.
+    let fresh = client_config(roots, &[b"http/1.1"], BOTH);
+    let second = https_get(s.https, "alpha.test", "alpha.test", "/", fresh)
+        .await
+        .unwrap();
     assert_eq!(second.status, 200);
     assert_ne!(second.leaf, first.leaf, "the renewed certificate is served");
     // Debian's Pebble offers no ARI: the fraction-of-lifetime schedule was used.
@@ -188,16 +223,22 @@ async fn failed_challenge_keeps_the_old_certificate() {
     })
     .await;
     assert_eq!(s.metric("qpage_acme_failures_total").await, 1.0);
-    assert_eq!(s.metric("qpage_tls_certificates{state=\"failing\"}").await, 1.0);
+    assert_eq!(
+        s.metric("qpage_tls_certificates{state=\"failing\"}").await,
+        1.0
+    );
     assert_eq!(s.metric(ISSUED).await, 0.0);
     // The old certificate keeps serving.
     let h1 = client_config(ca.roots(), &[b"http/1.1"], BOTH);
-    let r = https_get(s.https, "alpha.test", "alpha.test", "/", h1).await.unwrap();
+    let r = https_get(s.https, "alpha.test", "alpha.test", "/", h1)
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     // Backoff: no second attempt within the first backoff interval.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
-        s.metric("qpage_acme_orders_started_total{reason=\"renewal\"}").await,
+        s.metric("qpage_acme_orders_started_total{reason=\"renewal\"}")
+            .await,
         1.0
     );
     s.stop().await;

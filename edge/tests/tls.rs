@@ -18,7 +18,8 @@ use tlskit::{TestCa, client_config, handshake, https_get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DAY: Duration = Duration::from_secs(86_400);
-const BOTH: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+const BOTH: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 fn write_pair(dir: &Path, stem: &str, pair: &(String, String)) -> CertFiles {
     let cert = dir.join(format!("{stem}.crt"));
@@ -68,9 +69,17 @@ async fn https_from_operator_files() {
         write_pair(
             &dir,
             "alpha",
-            &ca.leaf(&["alpha.test", "www.alpha.test", "alpha-alias.test"], DAY, 30 * DAY),
+            &ca.leaf(
+                &["alpha.test", "www.alpha.test", "alpha-alias.test"],
+                DAY,
+                30 * DAY,
+            ),
         ),
-        write_pair(&dir, "beta", &ca.leaf(&["beta.test", "www.beta.test"], DAY, 30 * DAY)),
+        write_pair(
+            &dir,
+            "beta",
+            &ca.leaf(&["beta.test", "www.beta.test"], DAY, 30 * DAY),
+        ),
         write_pair(&dir, "wild", &ca.leaf(&["*.wild.test"], DAY, 30 * DAY)),
     ];
     let s = TlsRunning::start(cfg).await;
@@ -78,15 +87,23 @@ async fn https_from_operator_files() {
     let h2 = client_config(ca.roots(), &[b"h2", b"http/1.1"], BOTH);
 
     // HTTP/1.1 over TLS 1.3, with the site's opt-in HSTS.
-    let r = https_get(s.https, "alpha.test", "alpha.test", "/", h1.clone()).await.unwrap();
+    let r = https_get(s.https, "alpha.test", "alpha.test", "/", h1.clone())
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert!(String::from_utf8_lossy(&r.body).contains("alpha home"));
     assert_eq!(r.version, http::Version::HTTP_11);
     assert_eq!(r.tls_version, Some(rustls::ProtocolVersion::TLSv1_3));
-    assert_eq!(r.headers["strict-transport-security"], "max-age=31536000; includeSubDomains");
+    assert_eq!(
+        r.headers["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
 
     // HTTP/2 by ALPN; a site without HSTS sends none.
-    let r = https_get(s.https, "beta.test", "beta.test", "/", h2.clone()).await.unwrap();
+    // (beta's www policy sends beta.test to www.beta.test.)
+    let r = https_get(s.https, "www.beta.test", "www.beta.test", "/", h2.clone())
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.version, http::Version::HTTP_2);
     assert_eq!(r.alpn.as_deref(), Some(&b"h2"[..]));
@@ -94,7 +111,9 @@ async fn https_from_operator_files() {
 
     // TLS 1.2 still works; TLS 1.2 and 1.3 are the only versions rustls speaks.
     let tls12 = client_config(ca.roots(), &[b"http/1.1"], &[&rustls::version::TLS12]);
-    let r = https_get(s.https, "alpha.test", "alpha.test", "/about/", tls12).await.unwrap();
+    let r = https_get(s.https, "alpha.test", "alpha.test", "/about/", tls12)
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.tls_version, Some(rustls::ProtocolVersion::TLSv1_2));
 
@@ -104,15 +123,25 @@ async fn https_from_operator_files() {
         let got = tlskit::statuses_on_one_connection(
             io,
             is_h2,
-            &["alpha.test", "beta.test", "alpha-alias.test", "www.alpha.test"],
+            &[
+                "alpha.test",
+                "beta.test",
+                "alpha-alias.test",
+                "www.alpha.test",
+            ],
         )
         .await;
         assert_eq!(got, vec![200, 421, 200, 301], "h2={is_h2}");
     }
 
     // Wildcard: any one label under wild.test; deeper names and strangers are refused.
-    let r = https_get(s.https, "any.wild.test", "any.wild.test", "/", h1.clone()).await.unwrap();
-    assert_eq!(r.status, 404, "covered by the certificate, not routed: neutral 404");
+    let r = https_get(s.https, "any.wild.test", "any.wild.test", "/", h1.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status, 404,
+        "covered by the certificate, not routed: neutral 404"
+    );
     for refused in ["a.b.wild.test", "stranger.test"] {
         let e = handshake(s.https, refused, h1.clone()).await.unwrap_err();
         assert!(!e.to_string().is_empty());
@@ -123,22 +152,33 @@ async fn https_from_operator_files() {
     // site is served; ACME paths are never redirected; unknown hosts get the 404.
     let (st, loc, _) = tlskit::http_get(s.http, "alpha.test", "/about/?x=1").await;
     assert_eq!(st, 308);
-    assert_eq!(loc.unwrap(), format!("https://alpha.test:{}/about/?x=1", s.https.port()));
-    let (st, _, body) = tlskit::http_get(s.http, "beta.test", "/").await;
+    assert_eq!(
+        loc.unwrap(),
+        format!("https://alpha.test:{}/about/?x=1", s.https.port())
+    );
+    let (st, _, body) = tlskit::http_get(s.http, "www.beta.test", "/").await;
     assert_eq!(st, 200);
     assert!(String::from_utf8_lossy(&body).contains("beta home"));
-    let (st, loc, _) = tlskit::http_get(s.http, "alpha.test", "/.well-known/acme-challenge/nope").await;
+    let (st, loc, _) =
+        tlskit::http_get(s.http, "alpha.test", "/.well-known/acme-challenge/nope").await;
     assert_eq!((st, loc), (404, None));
     let (st, _, _) = tlskit::http_get(s.http, "nobody.test", "/").await;
     assert_eq!(st, 404);
 
     // Resumption: the second connection with the same client resumes.
-    let r1 = https_get(s.https, "alpha.test", "alpha.test", "/", h2.clone()).await.unwrap();
-    let r2 = https_get(s.https, "alpha.test", "alpha.test", "/", h2.clone()).await.unwrap();
+    let r1 = https_get(s.https, "alpha.test", "alpha.test", "/", h2.clone())
+        .await
+        .unwrap();
+    let r2 = https_get(s.https, "alpha.test", "alpha.test", "/", h2.clone())
+        .await
+        .unwrap();
     assert!(!r1.resumed || r2.resumed);
     assert!(r2.resumed, "second handshake resumed");
     assert!(s.metric("qpage_tls_resumed_total").await >= 1.0);
-    assert_eq!(s.metric("qpage_tls_certificates{state=\"valid\"}").await, 3.0);
+    assert_eq!(
+        s.metric("qpage_tls_certificates{state=\"valid\"}").await,
+        3.0
+    );
     assert!(s.metric("qpage_tls_soonest_expiry_days").await > 29.0);
     s.stop().await;
 }
@@ -175,8 +215,13 @@ async fn hot_replacement_keeps_open_connections() {
     write_pair(&dir, "alpha", &ca.leaf(&["alpha.test"], DAY, 60 * DAY));
     s.handle.reload(Some(cfg)).await.unwrap();
 
-    let r = https_get(s.https, "alpha.test", "alpha.test", "/", h1.clone()).await.unwrap();
+    // A new client: a resumed session would not show the certificate again.
+    let fresh = client_config(ca.roots(), &[b"http/1.1"], BOTH);
+    let r = https_get(s.https, "alpha.test", "alpha.test", "/", fresh)
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
+    assert!(!r.resumed);
     assert_ne!(r.leaf, old_leaf, "new connections get the new certificate");
     let resp = send.send_request(get()).await.unwrap();
     assert_eq!(resp.status(), 200, "the open connection keeps working");
@@ -197,7 +242,11 @@ async fn store_loads_lazily_with_wildcards() {
         std::fs::write(certs.join(format!("{name}.pem")), format!("{key}{chain}")).unwrap();
     }
     let (chain, key) = ca.leaf(&["*.lazy.test"], DAY, 30 * DAY);
-    std::fs::write(certs.join("_wildcard.lazy.test.pem"), format!("{key}{chain}")).unwrap();
+    std::fs::write(
+        certs.join("_wildcard.lazy.test.pem"),
+        format!("{key}{chain}"),
+    )
+    .unwrap();
     std::fs::write(certs.join("broken.lazy.test.pem"), "not a certificate").unwrap();
 
     let s = TlsRunning::start(tls_config(&f.data)).await;
@@ -207,7 +256,9 @@ async fn store_loads_lazily_with_wildcards() {
         "nothing is read at start"
     );
     let h1 = client_config(ca.roots(), &[b"http/1.1"], BOTH);
-    let io = handshake(s.https, "host-0042.lazy.test", h1.clone()).await.unwrap();
+    let io = handshake(s.https, "host-0042.lazy.test", h1.clone())
+        .await
+        .unwrap();
     let leaf = io.get_ref().1.peer_certificates().unwrap()[0].clone();
     assert!(contains(&leaf, b"host-0042.lazy.test"));
     assert_eq!(

@@ -155,7 +155,10 @@ impl Acme {
 
     /// Hosts whose last order failed.
     pub(crate) fn failing(&self) -> usize {
-        self.lock_hosts().values().filter(|s| s.failures > 0).count()
+        self.lock_hosts()
+            .values()
+            .filter(|s| s.failures > 0)
+            .count()
     }
 
     /// Starts an order for `host` unless one runs, its backoff has not passed, or a
@@ -172,7 +175,11 @@ impl Acme {
             return false;
         }
         let day = Duration::from_secs(86_400);
-        while st.attempts.front().is_some_and(|t| now.duration_since(*t) > day) {
+        while st
+            .attempts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > day)
+        {
             st.attempts.pop_front();
         }
         if st.attempts.len() >= self.cfg.max_orders_per_host_per_day as usize {
@@ -216,7 +223,11 @@ impl Acme {
 
     async fn run_order(self: Arc<Self>, host: String, reason: Reason) {
         let permit = self.permits.clone().acquire_owned().await;
-        tracing::info!(host, reason = reason.as_str(), "ACME: ordering a certificate");
+        tracing::info!(
+            host,
+            reason = reason.as_str(),
+            "ACME: ordering a certificate"
+        );
         let timeout = Duration::from_millis(self.cfg.order_timeout_ms);
         let result = match tokio::time::timeout(timeout, self.order(&host, reason)).await {
             Ok(r) => r,
@@ -279,8 +290,8 @@ impl Acme {
         let path = self.account_path();
         let account = if path.is_file() {
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let creds: AccountCredentials = serde_json::from_slice(&bytes)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let creds: AccountCredentials =
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
             builder()
                 .map_err(|e| e.to_string())?
                 .from_credentials(creds)
@@ -289,8 +300,8 @@ impl Acme {
         } else {
             let eab = match (&self.cfg.eab_kid, &self.cfg.eab_hmac_key) {
                 (Some(kid), Some(key)) => {
-                    let raw = base64_url_decode(key)
-                        .ok_or("tls.acme.eab_hmac_key is not base64url")?;
+                    let raw =
+                        base64_url_decode(key).ok_or("tls.acme.eab_hmac_key is not base64url")?;
                     Some(ExternalAccountKey::new(kid.clone(), &raw))
                 }
                 _ => None,
@@ -346,9 +357,9 @@ impl Acme {
         let result = self.authorize(&mut order, host, &mut offered).await;
         let result = match result {
             Ok(()) => order
-                .poll_ready(&RetryPolicy::new().timeout(Duration::from_millis(
-                    self.cfg.order_timeout_ms,
-                )))
+                .poll_ready(
+                    &RetryPolicy::new().timeout(Duration::from_millis(self.cfg.order_timeout_ms)),
+                )
                 .await
                 .map_err(|e| format!("waiting for validation: {e}")),
             Err(e) => Err(e),
@@ -378,11 +389,14 @@ impl Acme {
             }
             return Err(format!("order {status:?}: {detail}{why}"));
         }
-        let key_pem = order.finalize().await.map_err(|e| format!("finalize: {e}"))?;
+        let key_pem = order
+            .finalize()
+            .await
+            .map_err(|e| format!("finalize: {e}"))?;
         let chain = order
-            .poll_certificate(&RetryPolicy::new().timeout(Duration::from_millis(
-                self.cfg.order_timeout_ms,
-            )))
+            .poll_certificate(
+                &RetryPolicy::new().timeout(Duration::from_millis(self.cfg.order_timeout_ms)),
+            )
             .await
             .map_err(|e| format!("downloading the certificate: {e}"))?;
         let store = self.store.clone();
@@ -551,15 +565,15 @@ impl Acme {
                         st.renew_at = Some((info.not_after, t));
                         st.ari_next = Some(
                             Instant::now()
-                                + retry_after.clamp(
-                                    Duration::from_secs(60),
-                                    Duration::from_secs(86_400),
-                                ),
+                                + retry_after
+                                    .clamp(Duration::from_secs(60), Duration::from_secs(86_400)),
                         );
                     }
                     Err(instant_acme::Error::Unsupported(_)) => {
                         if self.ari.swap(0, Relaxed) != 0 {
-                            tracing::info!("ACME server offers no renewal information (ARI): renewing at a fraction of the lifetime");
+                            tracing::info!(
+                                "ACME server offers no renewal information (ARI): renewing at a fraction of the lifetime"
+                            );
                         }
                     }
                     Err(e) => {

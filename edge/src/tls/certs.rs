@@ -159,7 +159,8 @@ impl CertStore {
             return true;
         }
         let slots = self.read_slots();
-        slots.contains_key(host) || wildcard_of(host).is_some_and(|w| slots.contains_key(w.as_str()))
+        slots.contains_key(host)
+            || wildcard_of(host).is_some_and(|w| slots.contains_key(w.as_str()))
     }
 
     /// Whether an operator file covers `host`.
@@ -214,7 +215,12 @@ impl CertStore {
 
     /// Stores a new certificate (PEM: private key and chain) for an ACME-managed name
     /// and swaps it in: new handshakes get it at once.
-    pub(crate) fn install(&self, name: &str, key_pem: &str, chain_pem: &str) -> Result<Arc<Loaded>> {
+    pub(crate) fn install(
+        &self,
+        name: &str,
+        key_pem: &str,
+        chain_pem: &str,
+    ) -> Result<Arc<Loaded>> {
         let mut bundle = String::with_capacity(key_pem.len() + chain_pem.len() + 1);
         bundle.push_str(key_pem.trim_end());
         bundle.push('\n');
@@ -302,7 +308,8 @@ fn load_pair(cert: &Path, key: &Path) -> Result<Loaded> {
     let c = std::fs::read(cert).map_err(|e| EdgeError::io(cert, e))?;
     let k = std::fs::read(key).map_err(|e| EdgeError::io(key, e))?;
     let chain = parse_chain(&c, cert)?;
-    let key = PrivateKeyDer::from_pem_slice(&k).map_err(|e| bad(key, format!("no private key: {e}")))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&k).map_err(|e| bad(key, format!("no private key: {e}")))?;
     certified(chain, key, cert)
 }
 
@@ -319,7 +326,10 @@ fn parse_chain(bytes: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| bad(path, format!("unreadable certificate: {e}")))?;
     if chain.is_empty() {
-        return Err(bad(path, "no certificate (expected PEM \"CERTIFICATE\" blocks)".into()));
+        return Err(bad(
+            path,
+            "no certificate (expected PEM \"CERTIFICATE\" blocks)".into(),
+        ));
     }
     Ok(chain)
 }
@@ -333,8 +343,12 @@ fn certified(
     let signer = rustls::crypto::ring::sign::any_supported_type(&key)
         .map_err(|e| bad(path, format!("unsupported private key: {e}")))?;
     let key = CertifiedKey::new(chain, signer);
-    key.keys_match()
-        .map_err(|e| bad(path, format!("private key does not match the certificate: {e}")))?;
+    key.keys_match().map_err(|e| {
+        bad(
+            path,
+            format!("private key does not match the certificate: {e}"),
+        )
+    })?;
     Ok(Loaded {
         key: Arc::new(key),
         info,
@@ -423,10 +437,16 @@ mod tests {
         assert!(!name_matches("*.example.com", "a.b.example.com"));
         assert!(!name_matches("*.example.com", "example.com"));
         assert!(name_matches("example.com", "example.com"));
-        assert_eq!(wildcard_of("a.example.com").as_deref(), Some("*.example.com"));
+        assert_eq!(
+            wildcard_of("a.example.com").as_deref(),
+            Some("*.example.com")
+        );
         assert_eq!(wildcard_of("example.com"), None);
         assert_eq!(file_of_name("*.example.com"), "_wildcard.example.com");
-        assert_eq!(name_from_file("_wildcard.example.com").as_deref(), Some("*.example.com"));
+        assert_eq!(
+            name_from_file("_wildcard.example.com").as_deref(),
+            Some("*.example.com")
+        );
         assert_eq!(name_from_file("Bad Name"), None);
     }
 }

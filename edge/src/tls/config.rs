@@ -177,10 +177,14 @@ impl TlsConfig {
             return Ok(());
         }
         if !(a.directory_url.starts_with("https://") || a.directory_url.starts_with("http://")) {
-            return bad("acme.directory_url must be an http(s) URL, e.g. https://acme-v02.api.letsencrypt.org/directory");
+            return bad(
+                "acme.directory_url must be an http(s) URL, e.g. https://acme-v02.api.letsencrypt.org/directory",
+            );
         }
         if !(0.1..=0.95).contains(&a.renew_at) || !(0.0..=0.2).contains(&a.renew_jitter) {
-            return bad("acme.renew_at must be within 0.1..0.95 and acme.renew_jitter within 0..0.2");
+            return bad(
+                "acme.renew_at must be within 0.1..0.95 and acme.renew_jitter within 0..0.2",
+            );
         }
         if a.eab_kid.is_some() != a.eab_hmac_key.is_some() {
             return bad("acme.eab_kid and acme.eab_hmac_key go together: set both or neither");
@@ -190,7 +194,9 @@ impl TlsConfig {
             || a.max_concurrent_orders == 0
             || a.backoff_initial_ms == 0
         {
-            return bad("acme.check_interval_ms, order_timeout_ms, max_concurrent_orders and backoff_initial_ms must be at least 1");
+            return bad(
+                "acme.check_interval_ms, order_timeout_ms, max_concurrent_orders and backoff_initial_ms must be at least 1",
+            );
         }
         Ok(())
     }

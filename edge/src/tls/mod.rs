@@ -249,10 +249,7 @@ impl Tls {
             Some(b"http/1.1") => "http/1.1",
             _ => "",
         };
-        let resumed = matches!(
-            conn.handshake_kind(),
-            Some(rustls::HandshakeKind::Resumed)
-        );
+        let resumed = matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
         self.metrics.handshakes.fetch_add(1, Relaxed);
         if resumed {
             self.metrics.resumed.fetch_add(1, Relaxed);
@@ -280,7 +277,11 @@ impl Tls {
     async fn on_demand(&self, name: &str, shared: &Arc<Shared>) {
         let routed = shared.table.load().site_for_host(name).is_some();
         let cfg = shared.config.load();
-        let Some(acme) = self.acme.as_ref().filter(|_| routed && cfg.tls.acme.on_demand) else {
+        let Some(acme) = self
+            .acme
+            .as_ref()
+            .filter(|_| routed && cfg.tls.acme.on_demand)
+        else {
             self.metrics.unknown_sni.fetch_add(1, Relaxed);
             tracing::debug!(sni = name, routed, "handshake refused: no certificate");
             return;
@@ -305,18 +306,58 @@ impl Tls {
         let mut s = String::with_capacity(2048);
         let m = &self.metrics;
         let counters = [
-            ("qpage_tls_handshakes_total", "Completed TLS handshakes.", &m.handshakes),
-            ("qpage_tls_resumed_total", "Handshakes that resumed a session.", &m.resumed),
-            ("qpage_tls_handshake_failures_total", "Failed TLS handshakes (refused names included).", &m.handshake_failures),
-            ("qpage_tls_handshake_timeouts_total", "TLS handshakes cut off by tls.handshake_timeout_ms.", &m.handshake_timeouts),
-            ("qpage_tls_unknown_sni_total", "Handshakes refused for a name with no certificate that is not routed.", &m.unknown_sni),
-            ("qpage_tls_no_sni_total", "Handshakes without SNI (refused).", &m.no_sni),
-            ("qpage_tls_misdirected_total", "Requests answered 421: Host not covered by the connection's certificate.", &m.misdirected),
-            ("qpage_tls_http_redirects_total", "HTTP requests redirected to HTTPS.", &m.redirects),
-            ("qpage_acme_http01_answers_total", "ACME HTTP-01 challenge requests answered.", &m.challenges_answered),
+            (
+                "qpage_tls_handshakes_total",
+                "Completed TLS handshakes.",
+                &m.handshakes,
+            ),
+            (
+                "qpage_tls_resumed_total",
+                "Handshakes that resumed a session.",
+                &m.resumed,
+            ),
+            (
+                "qpage_tls_handshake_failures_total",
+                "Failed TLS handshakes (refused names included).",
+                &m.handshake_failures,
+            ),
+            (
+                "qpage_tls_handshake_timeouts_total",
+                "TLS handshakes cut off by tls.handshake_timeout_ms.",
+                &m.handshake_timeouts,
+            ),
+            (
+                "qpage_tls_unknown_sni_total",
+                "Handshakes refused for a name with no certificate that is not routed.",
+                &m.unknown_sni,
+            ),
+            (
+                "qpage_tls_no_sni_total",
+                "Handshakes without SNI (refused).",
+                &m.no_sni,
+            ),
+            (
+                "qpage_tls_misdirected_total",
+                "Requests answered 421: Host not covered by the connection's certificate.",
+                &m.misdirected,
+            ),
+            (
+                "qpage_tls_http_redirects_total",
+                "HTTP requests redirected to HTTPS.",
+                &m.redirects,
+            ),
+            (
+                "qpage_acme_http01_answers_total",
+                "ACME HTTP-01 challenge requests answered.",
+                &m.challenges_answered,
+            ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+            let _ = writeln!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
         }
         let now = acme::unix_now();
         let table = shared.table.load();
@@ -334,12 +375,12 @@ impl Tls {
             by_state[state] += 1;
             soonest = Some(soonest.map_or(i.not_after, |s| s.min(i.not_after)));
         }
-        let missing = table
-            .hosts()
-            .filter(|h| !self.store.has(h))
-            .count();
+        let missing = table.hosts().filter(|h| !self.store.has(h)).count();
         let failing = self.acme.as_ref().map_or(0, |a| a.failing());
-        let _ = writeln!(s, "# HELP qpage_tls_certificates Certificates by state (valid, renewal due, expired: loaded ones; missing: routed hosts without one; failing: hosts whose last order failed; unloaded: files not read yet).\n# TYPE qpage_tls_certificates gauge");
+        let _ = writeln!(
+            s,
+            "# HELP qpage_tls_certificates Certificates by state (valid, renewal due, expired: loaded ones; missing: routed hosts without one; failing: hosts whose last order failed; unloaded: files not read yet).\n# TYPE qpage_tls_certificates gauge"
+        );
         let unloaded = self.store.unloaded();
         for (label, v) in [
             ("valid", by_state[0]),
@@ -369,7 +410,10 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(http_body_util::Either::Left(Full::new(body.into())));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -390,7 +434,11 @@ pub(crate) async fn http_front<B>(req: Request<B>, shared: Arc<Shared>) -> Respo
     let Some(tls) = shared.tls.get() else {
         return handler::handle(req, shared).await;
     };
-    if let Some(token) = req.uri().path().strip_prefix("/.well-known/acme-challenge/") {
+    if let Some(token) = req
+        .uri()
+        .path()
+        .strip_prefix("/.well-known/acme-challenge/")
+    {
         return match tls.challenges.http_response(token) {
             Some(key_auth) => {
                 tls.metrics.challenges_answered.fetch_add(1, Relaxed);
@@ -452,7 +500,11 @@ pub(crate) async fn https_front<B>(
         && let Some(site) = shared.table.load().site_for_host(&h)
     {
         let p = &site.config.https;
-        if p.hsts_max_age > 0 && !resp.headers().contains_key(header::STRICT_TRANSPORT_SECURITY) {
+        if p.hsts_max_age > 0
+            && !resp
+                .headers()
+                .contains_key(header::STRICT_TRANSPORT_SECURITY)
+        {
             let mut v = format!("max-age={}", p.hsts_max_age);
             if p.hsts_include_subdomains {
                 v.push_str("; includeSubDomains");
@@ -461,7 +513,8 @@ pub(crate) async fn https_front<B>(
                 v.push_str("; preload");
             }
             if let Ok(v) = HeaderValue::from_str(&v) {
-                resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, v);
+                resp.headers_mut()
+                    .insert(header::STRICT_TRANSPORT_SECURITY, v);
             }
         }
     }

@@ -28,7 +28,9 @@ impl TestCa {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         params.key_usages = vec![
             rcgen::KeyUsagePurpose::KeyCertSign,
             rcgen::KeyUsagePurpose::DigitalSignature,
@@ -44,10 +46,9 @@ impl TestCa {
     /// A leaf for `names` valid from `now - age` to `now + left`: (chain PEM, key PEM).
     pub fn leaf(&self, names: &[&str], age: Duration, left: Duration) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let mut p = rcgen::CertificateParams::new(
-            names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let mut p =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
         let now = time::OffsetDateTime::from(SystemTime::now());
         p.not_before = now - age;
         p.not_after = now + left;
@@ -178,6 +179,7 @@ where
                 .header("host", *h)
                 .body(Empty::<Bytes>::new())
                 .unwrap();
+            send.ready().await.expect("connection still open");
             let r = send.send_request(req).await.unwrap();
             out.push(r.status().as_u16());
             let _ = r.into_body().collect().await;
@@ -205,7 +207,9 @@ where
         let req = http::Request::get(format!("https://{host}{path}"))
             .body(Empty::<Bytes>::new())
             .unwrap();
-        send.send_request(req).await.map_err(std::io::Error::other)?
+        send.send_request(req)
+            .await
+            .map_err(std::io::Error::other)?
     } else {
         let (mut send, conn) = hyper::client::conn::http1::handshake(io)
             .await
@@ -215,7 +219,9 @@ where
             .header("host", host)
             .body(Empty::<Bytes>::new())
             .unwrap();
-        send.send_request(req).await.map_err(std::io::Error::other)?
+        send.send_request(req)
+            .await
+            .map_err(std::io::Error::other)?
     };
     let status = resp.status().as_u16();
     let version = resp.version();
@@ -235,7 +241,9 @@ pub async fn http_get(addr: SocketAddr, host: &str, path: &str) -> (u16, Option<
     let (status, h, b, _) = request(tcp, false, host, path).await.unwrap();
     (
         status,
-        h.get("location").and_then(|v| v.to_str().ok()).map(String::from),
+        h.get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
         b,
     )
 }

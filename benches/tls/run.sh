@@ -7,7 +7,9 @@
 #    certificate verification on the client side so the client spends its core on its
 #    half of the key exchange only). With 10,000 certificates a first pass touches
 #    every name once (the store loads certificates lazily; that pass's rate is
-#    reported as "cold"), then the measured runs follow.
+#    reported as "cold"), then the measured runs follow. Each connection carries one
+#    HEAD request (Connection: close) so session tickets are read; the server's CPU
+#    time per handshake (from /proc) is reported next to the rate.
 # 2. HTTPS requests/s against nginx with the same certificate and the same 4 KiB file:
 #    HTTP/1.1 with wrk (-t1 -cCONNS), HTTP/2 with h2load (-t1 -cCONNS -mSTREAMS).
 #
@@ -16,7 +18,7 @@
 # rounds; medians with (min-max).
 #
 # Usage: benches/tls/run.sh        (from the repository root)
-# Env:   ROUNDS=3 DURATION=5 CERTS=10000 CONC=16 CONNS=32 STREAMS=10 OUT=target/bench-tls
+# Env:   ROUNDS=3 DURATION=5 CERTS=10000 CONC=64 CONNS=32 STREAMS=10 OUT=target/bench-tls
 #        SKIP_BUILD=1 SKIP_INSTALL=1
 set -euo pipefail
 
@@ -24,7 +26,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 CERTS=${CERTS:-10000}
-CONC=${CONC:-16}
+CONC=${CONC:-64}
 CONNS=${CONNS:-32}
 STREAMS=${STREAMS:-10}
 OUT=${OUT:-$ROOT/target/bench-tls}
@@ -124,8 +126,10 @@ wait_port() {
 }
 
 start_qpage() {
+  local t0; t0=$(date +%s%N)
   taskset -c "$SERVER_CPU" "$SERVE" serve --config "$1" >"$WORK/qpage.log" 2>&1 &
   SERVER_PID=$!; PIDS+=("$SERVER_PID"); wait_port 18443
+  START_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 }
 start_nginx() {
   taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" &
@@ -142,18 +146,23 @@ for round in $(seq 1 "$ROUNDS"); do
     for resume in off on; do
       start_qpage "$(edge_toml "$WORK/data$certs" "$resume")"
       idle=$(rss_kb "$SERVER_PID")
-      flags=(); [[ $resume == on ]] && flags=(--resume)
-      if [[ $certs == 10k ]]; then
-        cold=$(taskset -c "$LOAD_CPU" "$TB" handshakes --addr 127.0.0.1:18443 --names "$WORK/names10k.txt" \
-          --conc "$CONC" --secs 600 --once | sed 's/.*handshakes_per_s=\([0-9]*\).*/\1/')
-        echo -e "handshake-cold\t$certs-$resume\t$round\t$cold\t" >> "$RES"
-      fi
-      line=$(taskset -c "$LOAD_CPU" "$TB" handshakes --addr 127.0.0.1:18443 --names "$WORK/names$certs.txt" \
-        --conc "$CONC" --secs "$DURATION" "${flags[@]}")
+      echo -e "start-ms\t$certs\t$round\t$START_MS\t" >> "$RES"
+      flags=(--cpu-pid "$SERVER_PID"); [[ $resume == on ]] && flags+=(--resume)
+      # --prime: one handshake per name first (loads every certificate; with
+      # resumption it also gives the client a ticket per name), reported apart.
+      out=$(taskset -c "$LOAD_CPU" "$TB" handshakes --addr 127.0.0.1:18443 --names "$WORK/names$certs.txt" \
+        --conc "$CONC" --secs "$DURATION" --prime "${flags[@]}")
+      prime=$(grep '^prime:' <<<"$out" | sed 's/.*handshakes_per_s=\([0-9]*\).*/\1/')
+      line=$(grep -v '^prime:' <<<"$out")
+      [[ $certs == 10k ]] && echo -e "handshake-cold\t$certs-$resume\t$round\t$prime\t" >> "$RES"
       hs=$(sed 's/.*handshakes_per_s=\([0-9]*\).*/\1/' <<<"$line")
       resumed=$(sed 's/.*resumed=\([0-9]*\).*/\1/' <<<"$line")
       total=$(sed 's/.* handshakes=\([0-9]*\).*/\1/' <<<"$line")
+      cpu=$(sed -n 's/.*server_cpu_us_per_handshake=\([0-9.]*\).*/\1/p' <<<"$line")
+      util=$(sed -n 's/.*server_cpu_util=\([0-9.]*\).*/\1/p' <<<"$line")
       echo -e "handshake\t$certs-$resume\t$round\t$hs\tresumed=$resumed/$total" >> "$RES"
+      echo -e "hs-cpu-us\t$certs-$resume\t$round\t$cpu\t" >> "$RES"
+      echo -e "hs-util\t$certs-$resume\t$round\t$util\t" >> "$RES"
       echo -e "rss-idle-kb\t$certs-$resume\t$round\t$idle\t" >> "$RES"
       echo -e "rss-after-kb\t$certs-$resume\t$round\t$(rss_kb "$SERVER_PID")\t" >> "$RES"
       echo "round $round certs=$certs resumption=$resume: $line" >&2
@@ -181,8 +190,8 @@ def vals(b, c):
     return [float(r["value"]) for r in rows if r["bench"] == b and r["case"] == c and r["value"]]
 def fmt(v):
     return f"{statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})" if v else "-"
-print("| certificates | resumption | handshakes/s median (min-max) | vs 1 cert | RSS idle MiB | RSS after MiB |")
-print("|---|---|---|---|---|---|")
+print("| certificates | resumption | handshakes/s median (min-max) | vs 1 cert | server CPU us/handshake | server core busy | resumed | RSS idle MiB | RSS after MiB |")
+print("|---|---|---|---|---|---|---|---|---|")
 for resume in ("off", "on"):
     base = vals("handshake", f"1-{resume}")
     for certs in ("1", "10k"):
@@ -190,10 +199,18 @@ for resume in ("off", "on"):
         ratio = f"{statistics.median(v) / statistics.median(base):.3f}" if v and base else "-"
         idle = vals("rss-idle-kb", f"{certs}-{resume}")
         after = vals("rss-after-kb", f"{certs}-{resume}")
-        print(f"| {certs} | {resume} | {fmt(v)} | {ratio} | {statistics.median(idle)/1024:.1f} | {statistics.median(after)/1024:.1f} |")
+        cpu = vals("hs-cpu-us", f"{certs}-{resume}")
+        util = vals("hs-util", f"{certs}-{resume}")
+        res = [r["extra"] for r in rows if r["bench"] == "handshake" and r["case"] == f"{certs}-{resume}"]
+        cpus = f"{statistics.median(cpu):.0f} ({min(cpu):.0f}-{max(cpu):.0f})" if cpu else "-"
+        utils = f"{statistics.median(util):.2f}" if util else "-"
+        print(f"| {certs} | {resume} | {fmt(v)} | {ratio} | {cpus} | {utils} | {res[-1].split('=')[1] if res else '-'} | {statistics.median(idle)/1024:.1f} | {statistics.median(after)/1024:.1f} |")
 cold = vals("handshake-cold", "10k-off") + vals("handshake-cold", "10k-on")
 if cold:
-    print(f"\nFirst pass over all 10k names (each certificate read from disk on its first handshake): {fmt(cold)} handshakes/s\n")
+    print(f"\nFirst pass over all 10k names (each certificate read from disk on its first handshake): {fmt(cold)} handshakes/s")
+start = vals("start-ms", "10k")
+if start:
+    print(f"Start to HTTPS listening with 10k certificates in data/certs: {fmt(start)} ms (1 certificate: {fmt(vals('start-ms', '1'))} ms)\n")
 print("| protocol | server | req/s median (min-max) | qpage / nginx |")
 print("|---|---|---|---|")
 for b, label in (("h1-req/s", "HTTP/1.1 (wrk)"), ("h2-req/s", "HTTP/2 (h2load)")):

@@ -288,3 +288,43 @@ async fn external_account_binding_and_the_node_wide_limit() {
     assert_eq!(mode(&account_file(&f.data)), 0o600);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_host_limit_holds_back_retries() {
+    let f = common::fixture();
+    let (http, https) = (free_port(), free_port());
+    // Validation goes to a port where nothing listens: every order fails.
+    let pebble = Pebble::start(free_port(), free_port(), None);
+    let mut cfg = acme_config(&f.data, http, https, &pebble);
+    cfg.tls.acme.eager = true;
+    cfg.tls.acme.backoff_initial_ms = 100;
+    cfg.tls.acme.max_orders_per_host_per_day = 1;
+    let s = TlsRunning::start(cfg).await;
+    eventually(
+        Duration::from_secs(30),
+        "the five failed orders",
+        || async { s.metric(FAILED).await >= 5.0 },
+    )
+    .await;
+    // The backoff (100 ms) passes, but each host has used its one order of the day.
+    eventually(Duration::from_secs(10), "retries held back", || async {
+        s.metric("qpage_acme_rate_limited_total").await >= 5.0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        s.metric("qpage_acme_orders_started_total{reason=\"eager\"}")
+            .await,
+        5.0
+    );
+    assert_eq!(s.metric(FAILED).await, 5.0);
+    assert_eq!(
+        s.metric("qpage_tls_certificates{state=\"missing\"}").await,
+        5.0
+    );
+    assert_eq!(
+        s.metric("qpage_tls_certificates{state=\"failing\"}").await,
+        5.0
+    );
+    s.stop().await;
+}

@@ -260,6 +260,16 @@ impl RoutingTable {
         Ok(table)
     }
 
+    /// The site a host (normalized) is routed to, by its hosts and aliases only.
+    pub(crate) fn site_for_host(&self, host: &str) -> Option<&Arc<SiteEntry>> {
+        self.hosts.get(host)
+    }
+
+    /// Every routed host and alias (the names certificates may be ordered for).
+    pub(crate) fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.hosts.keys().map(String::as_str)
+    }
+
     /// A copy of this table with one site re-read from the store (its settings and its
     /// live deploy; gone if the site was deleted), everything else shared: what an
     /// activation needs, without reading every site of a node that holds thousands.
@@ -382,7 +392,7 @@ impl RoutingTable {
 }
 
 /// The routing key of a raw Host, without allocating when it is already normal.
-fn host_key(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+pub(crate) fn host_key(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
     let b = raw.as_bytes();
     let plain = !b.is_empty()
         && b.len() <= 253

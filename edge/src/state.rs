@@ -70,6 +70,8 @@ pub(crate) struct Shared {
     pub draining: std::sync::atomic::AtomicBool,
     /// The publish API's tokens, locks, upload index and schedule.
     pub api: crate::api::ApiState,
+    /// The TLS layer, when `tls.listen` is set.
+    pub tls: std::sync::OnceLock<Arc<crate::tls::Tls>>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -90,6 +92,7 @@ impl Shared {
             metrics: Metrics::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             api: crate::api::ApiState::default(),
+            tls: std::sync::OnceLock::new(),
             reload_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -99,6 +102,9 @@ impl Shared {
     pub(crate) async fn reload(self: &Arc<Self>, config: Option<EdgeConfig>) -> Result<usize> {
         let _guard = self.reload_lock.lock().await;
         if let Some(cfg) = config {
+            if let Some(tls) = self.tls.get() {
+                tls.reload_files(&cfg.tls);
+            }
             self.policy.store(Arc::new(Policy::new(&cfg)));
             self.config.store(Arc::new(cfg));
         }

@@ -82,6 +82,24 @@ pub struct SiteConfig {
     pub aliases: Vec<String>,
     /// The www/apex redirect policy.
     pub www: WwwPolicy,
+    /// HTTPS behaviour (when the node has TLS on).
+    pub https: HttpsPolicy,
+}
+
+/// `[https]` of `site.toml`: how a site treats plain HTTP, and HSTS. Only applies when
+/// the node's HTTPS listener is on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpsPolicy {
+    /// Serve plain HTTP as it is instead of redirecting it to HTTPS.
+    pub allow_http: bool,
+    /// `Strict-Transport-Security` max-age in seconds on HTTPS responses; 0 (the
+    /// default) sends no HSTS header. HSTS is opt-in: browsers remember it.
+    pub hsts_max_age: u64,
+    /// Adds `includeSubDomains` to the HSTS header.
+    pub hsts_include_subdomains: bool,
+    /// Adds `preload` to the HSTS header.
+    pub hsts_preload: bool,
 }
 
 /// One file of a deploy.

@@ -21,6 +21,9 @@ pub(crate) struct Coalesce<S> {
     /// Bytes of `buf` already handed to `inner`.
     sent: usize,
     cap: usize,
+    /// The last attempt to write the buffer found the socket full: a flush then
+    /// waits for it (instead of deferring again, which would spin).
+    blocked: bool,
 }
 
 impl<S: AsyncWrite + Unpin> Coalesce<S> {
@@ -30,11 +33,18 @@ impl<S: AsyncWrite + Unpin> Coalesce<S> {
             buf: Vec::with_capacity(cap),
             sent: 0,
             cap,
+            blocked: false,
         }
     }
 
-    /// Writes the buffer out and flushes `inner`.
+    /// Writes the buffer out and flushes `inner`; remembers whether that blocked.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = self.poll_drain_inner(cx);
+        self.blocked = r.is_pending();
+        r
+    }
+
+    fn poll_drain_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.sent < self.buf.len() {
             let n = std::task::ready!(
                 Pin::new(&mut self.inner).poll_write(cx, &self.buf[self.sent..])
@@ -113,6 +123,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesce<S> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.buf.is_empty() {
             return Pin::new(&mut self.inner).poll_flush(cx);
+        }
+        if self.blocked {
+            // The socket is full: wait for it like any writer would.
+            return self.poll_drain(cx);
         }
         // Due: written on the next read (h2 reads on every poll), which this wake-up
         // guarantees comes.

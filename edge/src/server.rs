@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::admin;
 use crate::config::EdgeConfig;
+use crate::conn::ConnInfo;
 use crate::error::{EdgeError, Result};
 use crate::handler;
 use crate::routing::RoutingTable;
@@ -73,7 +74,11 @@ impl Server {
         } else {
             Some(bind_tcp(&config.admin).await?)
         };
-        let shared = Arc::new(Shared::new(config, store, table));
+        let metrics = crate::metrics::Metrics::default();
+        let events =
+            crate::events::Events::start(&config.events, &config.data_dir, metrics.events.clone())
+                .map_err(|e| EdgeError::Config(format!("starting access events: {e}")))?;
+        let shared = Arc::new(Shared::new(config, store, table, metrics, events));
         shared.api.init(&shared.config.load().api, &shared.store)?;
         Ok(Server {
             listener,
@@ -175,9 +180,14 @@ impl Server {
                 };
                 if matches!(first, Some(Ok(n)) if n > 0) {
                     let service_shared = sh.clone();
+                    let conn_info = ConnInfo::plain(peer);
                     let service = service_fn(move |req| {
                         let sh = service_shared.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handler::handle(req, sh).await) }
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                handler::handle(req, sh, conn_info).await,
+                            )
+                        }
                     });
                     let io = TokioIo::new(
                         StallTimeout::new(stream, write_timeout).with_deadline(deadline),
@@ -206,6 +216,9 @@ impl Server {
         }
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+        }
+        if let Some(events) = &shared.events {
+            events.shutdown().await;
         }
         Ok(())
     }

@@ -70,11 +70,19 @@ pub(crate) struct Shared {
     pub draining: std::sync::atomic::AtomicBool,
     /// The publish API's tokens, locks, upload index and schedule.
     pub api: crate::api::ApiState,
+    /// The access-event queue; `None` when events are off.
+    pub events: Option<crate::events::Events>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
-    pub(crate) fn new(cfg: EdgeConfig, store: Store, table: RoutingTable) -> Shared {
+    pub(crate) fn new(
+        cfg: EdgeConfig,
+        store: Store,
+        table: RoutingTable,
+        metrics: Metrics,
+        events: Option<crate::events::Events>,
+    ) -> Shared {
         let blobs = BlobCache::new(
             store.clone(),
             cfg.cache.max_bytes,
@@ -87,9 +95,10 @@ impl Shared {
             table: ArcSwap::from_pointee(table),
             blobs,
             previews: moka::sync::Cache::new(256),
-            metrics: Metrics::default(),
+            metrics,
             draining: std::sync::atomic::AtomicBool::new(false),
             api: crate::api::ApiState::default(),
+            events,
             reload_lock: tokio::sync::Mutex::new(()),
         }
     }

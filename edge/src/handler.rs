@@ -59,7 +59,7 @@ pub(crate) async fn handle<B>(
             cache,
             content_type: resp.headers().get(header::CONTENT_TYPE).cloned(),
         };
-        ev.emit(req, &conn, served);
+        ev.emit(&req, &conn, served);
     }
     resp
 }

@@ -84,29 +84,44 @@ const BOT_WORDS: &[&str] = &[
 ];
 
 /// Classifies user agents, remembering recent answers (real traffic repeats a few
-/// thousand distinct strings).
+/// thousand distinct strings, and consecutive requests often share one).
 #[derive(Default)]
 pub(crate) struct UaClassifier {
-    seen: HashMap<Box<[u8]>, UaClass>,
+    seen: HashMap<Box<[u8]>, u32>,
+    classes: Vec<UaClass>,
+    last: Vec<u8>,
+    last_class: u32,
     lower: String,
 }
 
 const UA_CACHE: usize = 4096;
+static OTHER: UaClass = UaClass::Other;
 
 impl UaClassifier {
-    pub(crate) fn classify(&mut self, ua: Option<&[u8]>) -> UaClass {
-        let Some(ua) = ua.filter(|u| !u.is_empty()) else {
-            return UaClass::Other;
-        };
-        if let Some(c) = self.seen.get(ua) {
-            return c.clone();
+    pub(crate) fn classify(&mut self, ua: &[u8]) -> &UaClass {
+        if ua.is_empty() {
+            return &OTHER;
         }
-        let c = self.classify_new(ua);
-        if self.seen.len() >= UA_CACHE {
-            self.seen.clear();
+        if self.classes.is_empty() || ua != self.last.as_slice() {
+            let idx = match self.seen.get(ua) {
+                Some(i) => *i,
+                None => {
+                    if self.seen.len() >= UA_CACHE {
+                        self.seen.clear();
+                        self.classes.clear();
+                    }
+                    let c = self.classify_new(ua);
+                    self.classes.push(c);
+                    let i = (self.classes.len() - 1) as u32;
+                    self.seen.insert(ua.into(), i);
+                    i
+                }
+            };
+            self.last.clear();
+            self.last.extend_from_slice(ua);
+            self.last_class = idx;
         }
-        self.seen.insert(ua.into(), c.clone());
-        c
+        &self.classes[self.last_class as usize]
     }
 
     fn classify_new(&mut self, ua: &[u8]) -> UaClass {
@@ -262,18 +277,16 @@ mod tests {
     fn user_agents() {
         let mut c = UaClassifier::default();
         let chrome = b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
-        assert_eq!(c.classify(Some(chrome)), UaClass::Browser);
-        assert_eq!(c.classify(Some(chrome)), UaClass::Browser);
+        assert_eq!(*c.classify(chrome), UaClass::Browser);
+        assert_eq!(*c.classify(chrome), UaClass::Browser);
         let gb = b"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
-        assert_eq!(c.classify(Some(gb)), UaClass::Bot("Googlebot".into()));
+        assert_eq!(*c.classify(gb), UaClass::Bot("Googlebot".into()));
         let odd = b"Mozilla/5.0 (compatible; WeirdoBot/0.1; +https://weirdo.example)";
-        assert_eq!(c.classify(Some(odd)), UaClass::Bot("WeirdoBot".into()));
-        assert_eq!(c.classify(Some(b"curl/8.5.0")), UaClass::Other);
-        assert_eq!(c.classify(None), UaClass::Other);
+        assert_eq!(*c.classify(odd), UaClass::Bot("WeirdoBot".into()));
+        assert_eq!(*c.classify(b"curl/8.5.0"), UaClass::Other);
+        assert_eq!(*c.classify(b""), UaClass::Other);
         assert_eq!(
-            c.classify(Some(
-                b"Mozilla/5.0 (X11; rv:133.0) Gecko/20100101 Firefox/133.0"
-            )),
+            *c.classify(b"Mozilla/5.0 (X11; rv:133.0) Gecko/20100101 Firefox/133.0"),
             UaClass::Browser
         );
     }

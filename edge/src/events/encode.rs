@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use http::Version;
 
 use super::config::Cidr;
-use super::derive::{UaClassifier, client_ip, referrer_host};
+use super::derive::{UaClassifier, client_ip};
 use super::visitor::Visitor;
 use super::{CacheUse, RawEvent, SCHEMA_VERSION};
 
@@ -79,15 +79,15 @@ impl Encoder {
         let ts = clock.ms_of(ev.start);
         let day = ts / 86_400_000;
         let site: &str = ev.site.as_deref().unwrap_or("");
-        let ua = ev.user_agent.as_ref().map(|v| v.as_bytes());
+        let ua = ev.user_agent.as_bytes();
         let class = self.ua.classify(ua);
         let ip: IpAddr = client_ip(
             ev.peer,
-            ev.forwarded_for.as_ref().map(|v| v.as_bytes()),
-            ev.forwarded.as_ref().map(|v| v.as_bytes()),
+            ev.forwarded_for.as_deref(),
+            ev.forwarded.as_deref(),
             &self.trusted,
         );
-        let visitor = self.visitor.hash(day, site, ip, ua.unwrap_or(b""));
+        let visitor = self.visitor.hash(day, site, ip, ua);
 
         out.extend_from_slice(b"{\"v\":");
         uint(out, u64::from(SCHEMA_VERSION));
@@ -103,13 +103,9 @@ impl Encoder {
         out.extend_from_slice(b",\"site\":");
         string(out, site.as_bytes());
         out.extend_from_slice(b",\"host\":");
-        let host = match ev.uri.authority() {
-            Some(a) => a.as_str().as_bytes(),
-            None => ev.host.as_ref().map(|h| h.as_bytes()).unwrap_or(b""),
-        };
-        string(out, host);
+        string(out, ev.host.as_bytes());
         out.extend_from_slice(b",\"path\":");
-        string(out, ev.uri.path().as_bytes());
+        string(out, ev.path.as_bytes());
         out.extend_from_slice(b",\"status\":");
         uint(out, u64::from(ev.status));
         out.extend_from_slice(b",\"bytes\":");
@@ -142,8 +138,7 @@ impl Encoder {
                 .unwrap_or(b""),
         );
         out.extend_from_slice(b",\"ref\":");
-        let r = ev.referer.as_ref().map(|v| v.as_bytes()).unwrap_or(b"");
-        lower_string(out, referrer_host(r));
+        lower_string(out, ev.referer.as_bytes());
         out.extend_from_slice(b",\"ua\":\"");
         out.extend_from_slice(class.as_str().as_bytes());
         out.extend_from_slice(b"\",\"bot\":");
@@ -210,6 +205,7 @@ fn string(out: &mut Vec<u8>, b: &[u8]) {
 mod tests {
     use super::*;
     use crate::conn::TlsVersion;
+    use crate::events::Small;
     use http::HeaderValue;
     use std::sync::Arc;
     use std::time::Duration;
@@ -233,18 +229,16 @@ mod tests {
             start: Instant::now(),
             duration: Duration::from_micros(1234),
             site: Some(Arc::from("alpha")),
-            uri: "/a%20b/?q=secret".parse().unwrap(),
-            host: Some(HeaderValue::from_static("alpha.test")),
+            path: Small::new(b"/a%20b/"),
+            host: Small::new(b"alpha.test"),
             status: 200,
             bytes: 42,
             version: Version::HTTP_11,
             tls: Some(TlsVersion::Tls13),
             cache: CacheUse::Hit,
             content_type: Some(HeaderValue::from_static("text/html; charset=utf-8")),
-            referer: Some(HeaderValue::from_static("https://News.Example/x?y")),
-            user_agent: Some(HeaderValue::from_static(
-                "Mozilla/5.0 (compatible; bingbot/2.0)",
-            )),
+            referer: Small::new(b"News.Example"),
+            user_agent: Small::new(b"Mozilla/5.0 (compatible; bingbot/2.0)"),
             peer: "198.51.100.23".parse().unwrap(),
             forwarded_for: None,
             forwarded: None,
@@ -254,7 +248,6 @@ mod tests {
         enc.encode(ev(), &Clock::now(), &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("198.51.100.23"));
-        assert!(!text.contains("secret"));
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())

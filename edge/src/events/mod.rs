@@ -31,7 +31,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Request, Uri, Version};
+use http::{Request, Version};
 
 pub use config::{ClickHouseSinkConfig, EventsConfig, FileSinkConfig, NatsSinkConfig};
 
@@ -73,26 +73,65 @@ pub(crate) async fn track_cache<F: Future>(f: F) -> (F::Output, CacheUse) {
         .await
 }
 
-/// What the request path hands to the batcher: moved or reference-counted parts of
-/// the request and response, nothing formatted.
+/// Bytes copied out of a request: inline up to `N`, on the heap beyond (rare).
+/// Copies, not references: a header value from hyper shares the connection's read
+/// buffer, and holding it until the batcher runs would stop hyper from reusing that
+/// buffer (a fresh allocation per request, and megabytes pinned by the queue).
+pub(crate) enum Small<const N: usize> {
+    Inline(u8, [u8; N]),
+    Heap(Box<[u8]>),
+}
+
+impl<const N: usize> Small<N> {
+    pub(crate) const EMPTY: Small<N> = Small::Inline(0, [0; N]);
+
+    pub(crate) fn new(b: &[u8]) -> Small<N> {
+        if b.len() <= N && N <= 255 {
+            let mut buf = [0u8; N];
+            buf[..b.len()].copy_from_slice(b);
+            Small::Inline(b.len() as u8, buf)
+        } else {
+            Small::Heap(b[..b.len().min(MAX_COPY)].into())
+        }
+    }
+
+    fn of(v: Option<&HeaderValue>) -> Small<N> {
+        v.map_or(Self::EMPTY, |v| Self::new(v.as_bytes()))
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Small::Inline(n, b) => &b[..usize::from(*n)],
+            Small::Heap(b) => b,
+        }
+    }
+}
+
+/// Longest value copied from a request (longer ones are cut).
+const MAX_COPY: usize = 1024;
+
+/// What the request path hands to the batcher: small copies of request values and
+/// reference-counted response values, nothing formatted.
 pub(crate) struct RawEvent {
     pub start: Instant,
     pub duration: Duration,
     pub site: Option<Arc<str>>,
-    pub uri: Uri,
-    pub host: Option<HeaderValue>,
+    pub path: Small<96>,
+    pub host: Small<48>,
     pub status: u16,
     pub bytes: u64,
     pub version: Version,
     pub tls: Option<TlsVersion>,
     pub cache: CacheUse,
     pub content_type: Option<HeaderValue>,
-    pub referer: Option<HeaderValue>,
-    pub user_agent: Option<HeaderValue>,
+    /// Only the referrer's host is kept.
+    pub referer: Small<48>,
+    pub user_agent: Small<160>,
     /// The socket's peer; never leaves memory (hashed by the batcher).
     pub peer: IpAddr,
-    pub forwarded_for: Option<HeaderValue>,
-    pub forwarded: Option<HeaderValue>,
+    /// `X-Forwarded-For` and `Forwarded`, only when trusted proxies are configured.
+    pub forwarded_for: Option<Box<[u8]>>,
+    pub forwarded: Option<Box<[u8]>>,
 }
 
 /// What [`Events::emit`] needs from a finished request.
@@ -137,32 +176,35 @@ impl Events {
     }
 
     /// Queues the event of a finished request; never waits.
-    pub(crate) fn emit<B>(&self, req: Request<B>, conn: &ConnInfo, served: Served) {
-        let (mut parts, _body) = req.into_parts();
-        let h = &mut parts.headers;
+    pub(crate) fn emit<B>(&self, req: &Request<B>, conn: &ConnInfo, served: Served) {
+        let h = req.headers();
         let (forwarded_for, forwarded) = if self.forwarded {
-            (h.remove(X_FORWARDED_FOR), h.remove(header::FORWARDED))
+            let copy = |n: &HeaderName| h.get(n).map(|v| v.as_bytes().into());
+            (copy(&X_FORWARDED_FOR), copy(&header::FORWARDED))
         } else {
             (None, None)
         };
+        let host = match req.uri().authority() {
+            Some(a) => Small::new(a.as_str().as_bytes()),
+            None => Small::of(h.get(header::HOST)),
+        };
+        let referer = h.get(header::REFERER).map_or(Small::EMPTY, |r| {
+            Small::new(derive::referrer_host(r.as_bytes()))
+        });
         let ev = RawEvent {
             start: served.start,
             duration: served.duration,
             site: served.site,
-            host: if parts.uri.authority().is_some() {
-                None
-            } else {
-                h.remove(header::HOST)
-            },
-            uri: parts.uri,
+            path: Small::new(req.uri().path().as_bytes()),
+            host,
             status: served.status,
             bytes: served.bytes,
-            version: parts.version,
+            version: req.version(),
             tls: conn.tls,
             cache: served.cache,
             content_type: served.content_type,
-            referer: h.remove(header::REFERER),
-            user_agent: h.remove(header::USER_AGENT),
+            referer,
+            user_agent: Small::of(h.get(header::USER_AGENT)),
             peer: conn.peer.ip(),
             forwarded_for,
             forwarded,

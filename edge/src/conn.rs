@@ -29,13 +29,3 @@ pub(crate) enum TlsVersion {
     /// TLS 1.3.
     Tls13,
 }
-
-impl TlsVersion {
-    /// The name used in access events.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            TlsVersion::Tls12 => "TLSv1.2",
-            TlsVersion::Tls13 => "TLSv1.3",
-        }
-    }
-}

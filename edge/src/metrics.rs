@@ -55,8 +55,8 @@ pub(crate) struct EventCounters {
 }
 
 impl EventCounters {
-    pub(crate) fn emitted(&self) {
-        self.emitted.fetch_add(1, Relaxed);
+    pub(crate) fn emitted_n(&self, n: u64) {
+        self.emitted.fetch_add(n, Relaxed);
     }
     pub(crate) fn queue_dropped(&self) {
         self.queue_dropped.fetch_add(1, Relaxed);
@@ -78,7 +78,7 @@ impl EventCounters {
 /// A snapshot of the access-event counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventCounts {
-    /// Events put on the queue by requests.
+    /// Events recorded by requests (counted when the batcher takes them).
     pub emitted: u64,
     /// Events dropped because the queue was full.
     pub queue_dropped: u64,
@@ -250,7 +250,7 @@ impl Metrics {
         counter(
             &mut s,
             "qpage_events_emitted_total",
-            "Access events queued by requests.",
+            "Access events recorded by requests (counted when the batcher takes them).",
             ev.emitted,
         );
         s.push_str("# HELP qpage_events_dropped_total Access events dropped: queue full (sink=\"queue\") or a sink's spool full.\n# TYPE qpage_events_dropped_total counter\n");

@@ -9,18 +9,17 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::RawEvent;
 use super::clickhouse::ClickHouseSink;
 use super::config::EventsConfig;
 use super::encode::{Clock, Encoder};
 use super::file::FileSink;
 use super::nats::NatsSink;
 use super::queue::{Batch, Next, SinkQueue};
+use super::record::{Buffers, decode};
 use super::visitor::{Visitor, random};
 use crate::metrics::{EventCounters, SINK_CLICKHOUSE, SINK_FILE, SINK_NATS};
 
@@ -80,7 +79,7 @@ impl Worker {
         cfg: &EventsConfig,
         dir: &Path,
         counters: Arc<EventCounters>,
-        rx: Receiver<RawEvent>,
+        buffers: Arc<Buffers>,
     ) -> std::io::Result<Worker> {
         std::fs::create_dir_all(dir)?;
         let node = if cfg.node_id.is_empty() {
@@ -137,7 +136,9 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("qpage-events".into())
             .spawn(move || {
-                rt.block_on(run(rx, encoder, sinks, counters, interval, max, stop_rx));
+                rt.block_on(run(
+                    buffers, encoder, sinks, counters, interval, max, stop_rx,
+                ));
             })?;
         Ok(Worker { stop, thread })
     }
@@ -152,7 +153,7 @@ impl Worker {
 }
 
 async fn run(
-    rx: Receiver<RawEvent>,
+    buffers: Arc<Buffers>,
     mut encoder: Encoder,
     sinks: Vec<(Arc<SinkQueue>, Sink)>,
     counters: Arc<EventCounters>,
@@ -168,42 +169,50 @@ async fn run(
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
-    let mut buf = Vec::with_capacity(256 * 1024);
+    let mut spares: Vec<Vec<u8>> = Vec::new();
+    let mut out = Vec::new();
     loop {
         let stopping = tokio::select! {
             _ = tick.tick() => false,
             _ = &mut stop => true,
         };
-        // Batches of everything queued now.
-        loop {
-            let clock = Clock::now();
-            let mut n = 0u64;
-            while (n as usize) < max {
-                match rx.try_recv() {
-                    Ok(ev) => {
-                        encoder.encode(ev, &clock, &mut buf);
-                        n += 1;
-                    }
-                    Err(_) => break,
-                }
+        if stopping {
+            buffers.close();
+        }
+        let taken = buffers.take(&mut spares);
+        let clock = Clock::now(buffers.base);
+        let mut n = 0u64;
+        let emit = |out: &mut Vec<u8>, n: &mut u64, seq: &mut u64| {
+            if *n == 0 {
+                return;
             }
-            if n == 0 {
-                break;
-            }
-            seq += 1;
-            let data = std::mem::replace(&mut buf, Vec::with_capacity(256 * 1024));
+            *seq += 1;
             let batch = Arc::new(Batch {
-                key: (u128::from(clock.wall_ms()) * 1_000_000, seq),
-                data: Bytes::from(data),
-                events: n,
+                key: (u128::from(clock.wall_ms()) * 1_000_000, *seq),
+                data: Bytes::from(std::mem::take(out)),
+                events: *n,
             });
+            counters.emitted_n(*n);
             for q in &queues {
                 q.push(batch.clone());
             }
-            if (n as usize) < max {
-                break;
+            *n = 0;
+        };
+        for mut pending in taken {
+            for ev in decode(&pending.buf) {
+                if out.capacity() == 0 {
+                    out.reserve(max.min(pending.count) * 512);
+                }
+                encoder.encode(&ev, &clock, &mut out);
+                n += 1;
+                if n as usize >= max {
+                    emit(&mut out, &mut n, &mut seq);
+                }
             }
+            pending.buf.clear();
+            spares.push(pending.buf);
         }
+        emit(&mut out, &mut n, &mut seq);
         if stopping {
             break;
         }

@@ -18,14 +18,6 @@ pub(crate) enum UaClass {
 }
 
 impl UaClass {
-    pub(crate) fn as_str(&self) -> &'static str {
-        match self {
-            UaClass::Browser => "browser",
-            UaClass::Bot(_) => "bot",
-            UaClass::Other => "other",
-        }
-    }
-
     pub(crate) fn bot_name(&self) -> &str {
         match self {
             UaClass::Bot(n) => n,
@@ -175,9 +167,12 @@ fn bot_token(ua: &[u8]) -> String {
 /// The host of a `Referer` URL, lowercase, without user info or port; empty when
 /// there is none.
 pub(crate) fn referrer_host(r: &[u8]) -> &[u8] {
-    let Some(i) = r.windows(3).position(|w| w == b"://") else {
+    let Some(i) = r.iter().position(|b| *b == b':') else {
         return b"";
     };
+    if r.get(i + 1..i + 3) != Some(b"//") {
+        return b"";
+    }
     let rest = &r[i + 3..];
     let end = rest
         .iter()

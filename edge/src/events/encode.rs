@@ -7,12 +7,11 @@
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use http::Version;
-
+use super::SCHEMA_VERSION;
 use super::config::Cidr;
-use super::derive::{UaClassifier, client_ip};
+use super::derive::{UaClass, UaClassifier, client_ip, referrer_host};
+use super::record::RawEvent;
 use super::visitor::Visitor;
-use super::{CacheUse, RawEvent, SCHEMA_VERSION};
 
 /// Longest path, host, content type or referrer host written (longer ones are cut).
 const MAX_FIELD: usize = 1024;
@@ -32,24 +31,26 @@ pub(crate) struct Encoder {
 #[derive(Clone, Copy)]
 pub(crate) struct Clock {
     wall_ms: u64,
-    mono: Instant,
+    /// Nanoseconds since the record buffers' base instant.
+    now_ns: u64,
 }
 
 impl Clock {
-    pub(crate) fn now() -> Clock {
+    pub(crate) fn now(base: Instant) -> Clock {
         let wall_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        let d = base.elapsed();
         Clock {
             wall_ms,
-            mono: Instant::now(),
+            now_ns: d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos()),
         }
     }
 
-    fn ms_of(&self, t: Instant) -> u64 {
-        let ago = self.mono.saturating_duration_since(t).as_millis() as u64;
-        self.wall_ms.saturating_sub(ago)
+    fn ms_of(&self, start_ns: u64) -> u64 {
+        self.wall_ms
+            .saturating_sub(self.now_ns.saturating_sub(start_ns) / 1_000_000)
     }
 
     pub(crate) fn wall_ms(&self) -> u64 {
@@ -74,74 +75,77 @@ impl Encoder {
     }
 
     /// Appends one event as a JSON line to `out`.
-    pub(crate) fn encode(&mut self, ev: RawEvent, clock: &Clock, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&mut self, ev: &RawEvent<'_>, clock: &Clock, out: &mut Vec<u8>) {
         self.seq += 1;
-        let ts = clock.ms_of(ev.start);
+        let ts = clock.ms_of(ev.start_ns);
         let day = ts / 86_400_000;
-        let site: &str = ev.site.as_deref().unwrap_or("");
-        let ua = ev.user_agent.as_bytes();
-        let class = self.ua.classify(ua);
-        let ip: IpAddr = client_ip(
-            ev.peer,
-            ev.forwarded_for.as_deref(),
-            ev.forwarded.as_deref(),
-            &self.trusted,
-        );
+        let site = ev.site;
+        let ua = ev.user_agent;
+        let ip: IpAddr = if self.trusted.is_empty() {
+            ev.peer
+        } else {
+            client_ip(
+                ev.peer,
+                Some(ev.forwarded_for).filter(|v| !v.is_empty()),
+                Some(ev.forwarded).filter(|v| !v.is_empty()),
+                &self.trusted,
+            )
+        };
         let visitor = self.visitor.hash(day, site, ip, ua);
+        let class = self.ua.classify(ua);
 
+        out.reserve(256 + ev.path.len() + ev.host.len() + ev.content_type.len());
         out.extend_from_slice(b"{\"v\":");
         uint(out, u64::from(SCHEMA_VERSION));
         out.extend_from_slice(b",\"id\":\"");
-        out.extend_from_slice(&self.prefix);
-        let mut s = [0u8; 16];
-        hex_u64(&mut s, self.seq);
+        let mut s = [0u8; 32];
+        s[..16].copy_from_slice(&self.prefix);
+        let mut q = [0u8; 16];
+        hex_u64(&mut q, self.seq);
+        s[16..].copy_from_slice(&q);
         out.extend_from_slice(&s);
         out.extend_from_slice(b"\",\"ts\":");
         uint(out, ts);
         out.extend_from_slice(b",\"node\":");
         out.extend_from_slice(&self.node);
         out.extend_from_slice(b",\"site\":");
-        string(out, site.as_bytes());
+        string(out, site);
         out.extend_from_slice(b",\"host\":");
-        string(out, ev.host.as_bytes());
+        string(out, ev.host);
         out.extend_from_slice(b",\"path\":");
-        string(out, ev.path.as_bytes());
+        string(out, ev.path);
         out.extend_from_slice(b",\"status\":");
         uint(out, u64::from(ev.status));
         out.extend_from_slice(b",\"bytes\":");
         uint(out, ev.bytes);
         out.extend_from_slice(b",\"dur_us\":");
-        uint(out, ev.duration.as_micros() as u64);
-        out.extend_from_slice(b",\"proto\":\"");
+        uint(out, ev.dur_us);
         out.extend_from_slice(match ev.version {
-            Version::HTTP_09 => b"HTTP/0.9",
-            Version::HTTP_10 => b"HTTP/1.0",
-            Version::HTTP_11 => b"HTTP/1.1",
-            Version::HTTP_2 => b"HTTP/2",
-            Version::HTTP_3 => b"HTTP/3",
-            _ => b"other",
+            0 => b",\"proto\":\"HTTP/0.9\",\"tls\":\"" as &[u8],
+            1 => b",\"proto\":\"HTTP/1.0\",\"tls\":\"",
+            2 => b",\"proto\":\"HTTP/1.1\",\"tls\":\"",
+            3 => b",\"proto\":\"HTTP/2\",\"tls\":\"",
+            4 => b",\"proto\":\"HTTP/3\",\"tls\":\"",
+            _ => b",\"proto\":\"other\",\"tls\":\"",
         });
-        out.extend_from_slice(b"\",\"tls\":\"");
-        out.extend_from_slice(ev.tls.map(|t| t.as_str()).unwrap_or("").as_bytes());
-        out.extend_from_slice(b"\",\"cache\":\"");
+        out.extend_from_slice(match ev.tls {
+            1 => b"TLSv1.2\",\"cache\":\"" as &[u8],
+            2 => b"TLSv1.3\",\"cache\":\"",
+            _ => b"\",\"cache\":\"",
+        });
         out.extend_from_slice(match ev.cache {
-            CacheUse::None => b"none",
-            CacheUse::Hit => b"hit",
-            CacheUse::Miss => b"miss",
+            1 => b"hit\",\"ctype\":" as &[u8],
+            2 => b"miss\",\"ctype\":",
+            _ => b"none\",\"ctype\":",
         });
-        out.extend_from_slice(b"\",\"ctype\":");
-        string(
-            out,
-            ev.content_type
-                .as_ref()
-                .map(|v| v.as_bytes())
-                .unwrap_or(b""),
-        );
+        string(out, ev.content_type);
         out.extend_from_slice(b",\"ref\":");
-        lower_string(out, ev.referer.as_bytes());
-        out.extend_from_slice(b",\"ua\":\"");
-        out.extend_from_slice(class.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"bot\":");
+        lower_string(out, referrer_host(ev.referer));
+        out.extend_from_slice(match class {
+            UaClass::Browser => b",\"ua\":\"browser\",\"bot\":" as &[u8],
+            UaClass::Bot(_) => b",\"ua\":\"bot\",\"bot\":",
+            UaClass::Other => b",\"ua\":\"other\",\"bot\":",
+        });
         string(out, class.bot_name().as_bytes());
         out.extend_from_slice(b",\"visitor\":\"");
         let mut v = [0u8; 16];
@@ -171,44 +175,67 @@ fn lower_string(out: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
+/// Whether `b` is printable ASCII without `"` or `\\` (eight bytes at a time).
+fn plain(b: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        let bad = (x & HI)
+            | (x.wrapping_sub(LO * 0x20) & !x & HI)
+            | zero(x ^ (LO * 0x22))
+            | zero(x ^ (LO * 0x5c))
+            | zero(x ^ (LO * 0x7f));
+        if bad != 0 {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|c| (0x20..0x7f).contains(c) && *c != b'"' && *c != b'\\')
+}
+
 /// A JSON string of `b` (cut to [`MAX_FIELD`] bytes); invalid UTF-8 becomes U+FFFD.
 fn string(out: &mut Vec<u8>, b: &[u8]) {
     let b = &b[..b.len().min(MAX_FIELD)];
     out.push(b'"');
-    if b.iter()
-        .all(|c| (0x20..0x7f).contains(c) && *c != b'"' && *c != b'\\')
-    {
+    if plain(b) {
         out.extend_from_slice(b);
     } else {
-        let s = String::from_utf8_lossy(b);
-        for c in s.chars() {
-            match c {
-                '"' => out.extend_from_slice(b"\\\""),
-                '\\' => out.extend_from_slice(b"\\\\"),
-                '\n' => out.extend_from_slice(b"\\n"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\t' => out.extend_from_slice(b"\\t"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                    let _ = std::io::Write::write_fmt(out, format_args!("\\u{:04x}", c as u32));
-                }
-                c => {
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
+        escape(out, b);
+    }
+    out.push(b'"');
+}
+
+#[cold]
+fn escape(out: &mut Vec<u8>, b: &[u8]) {
+    let s = String::from_utf8_lossy(b);
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = std::io::Write::write_fmt(out, format_args!("\\u{:04x}", c as u32));
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
             }
         }
     }
-    out.push(b'"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::TlsVersion;
-    use crate::events::Small;
-    use http::HeaderValue;
-    use std::sync::Arc;
-    use std::time::Duration;
 
     #[test]
     fn strings_are_valid_json() {
@@ -219,33 +246,48 @@ mod tests {
     }
 
     #[test]
+    fn plain_detection() {
+        assert!(plain(b"/some/long/path/name.html"));
+        for bad in [
+            &b"/some/long/pa\"h/x"[..],
+            b"/some/long/pa\\h",
+            b"0123456789\x01",
+            b"\x7f",
+            b"\xc3\xa9aaaaaaaaaaa",
+        ] {
+            assert!(!plain(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn an_event_line() {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Clock::now();
+        let base = Instant::now();
+        let clock = Clock::now(base);
         let day = clock.wall_ms() / 86_400_000;
         let visitor = Visitor::open(dir.path().join("salt"), day).unwrap();
         let mut enc = Encoder::new("node-1", vec![], visitor, 0xabc);
         let ev = || RawEvent {
-            start: Instant::now(),
-            duration: Duration::from_micros(1234),
-            site: Some(Arc::from("alpha")),
-            path: Small::new(b"/a%20b/"),
-            host: Small::new(b"alpha.test"),
+            start_ns: 0,
+            dur_us: 1234,
             status: 200,
             bytes: 42,
-            version: Version::HTTP_11,
-            tls: Some(TlsVersion::Tls13),
-            cache: CacheUse::Hit,
-            content_type: Some(HeaderValue::from_static("text/html; charset=utf-8")),
-            referer: Small::new(b"News.Example"),
-            user_agent: Small::new(b"Mozilla/5.0 (compatible; bingbot/2.0)"),
+            version: 2,
+            tls: 2,
+            cache: 1,
             peer: "198.51.100.23".parse().unwrap(),
-            forwarded_for: None,
-            forwarded: None,
+            site: b"alpha",
+            host: b"alpha.test",
+            path: b"/a%20b/",
+            content_type: b"text/html; charset=utf-8",
+            referer: b"https://News.Example/x?y",
+            user_agent: b"Mozilla/5.0 (compatible; bingbot/2.0)",
+            forwarded_for: b"",
+            forwarded: b"",
         };
         let mut out = Vec::new();
-        enc.encode(ev(), &Clock::now(), &mut out);
-        enc.encode(ev(), &Clock::now(), &mut out);
+        enc.encode(&ev(), &Clock::now(base), &mut out);
+        enc.encode(&ev(), &Clock::now(base), &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("198.51.100.23"));
         let lines: Vec<serde_json::Value> = text

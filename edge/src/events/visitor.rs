@@ -1,5 +1,6 @@
-//! The cookieless visitor hash: SipHash-2-4 keyed with a random 128-bit salt of the
-//! day (UTC) over site, client address and user agent. The salt is kept in
+//! The cookieless visitor hash: SipHash-1-3 keyed with a random 128-bit salt of the
+//! day (UTC) over site, client address and the user agent's own keyed hash (computed
+//! once for consecutive events with the same user agent). The salt is kept in
 //! `<events dir>/salt` (mode 0600) so a restart keeps the day's hashes stable; at the
 //! first event of a new day it is replaced by a fresh random one and the old one is
 //! overwritten, so hashes of different days cannot be linked. Client addresses are
@@ -10,13 +11,15 @@ use std::io::Read;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use siphasher::sip::SipHasher24;
+use siphasher::sip::SipHasher13;
 
 /// The current salt and the day it belongs to.
 pub(crate) struct Visitor {
     path: PathBuf,
     day: u64,
     salt: [u8; 16],
+    last_ua: Vec<u8>,
+    last_ua_hash: Option<u64>,
 }
 
 /// Random bytes from the kernel.
@@ -33,6 +36,8 @@ impl Visitor {
             path,
             day: u64::MAX,
             salt: [0; 16],
+            last_ua: Vec::new(),
+            last_ua_hash: None,
         };
         if let Ok(text) = std::fs::read_to_string(&v.path)
             && let Some((day, hex)) = text.trim().split_once(' ')
@@ -49,6 +54,7 @@ impl Visitor {
 
     fn rotate(&mut self, today: u64) -> std::io::Result<()> {
         self.salt = random()?;
+        self.last_ua_hash = None;
         self.day = today;
         let tmp = self.path.with_extension("tmp");
         let text = format!("{today} {}\n", hex(&self.salt));
@@ -68,22 +74,33 @@ impl Visitor {
     }
 
     /// The visitor hash for a request on day `today` (days since the Unix epoch).
-    pub(crate) fn hash(&mut self, today: u64, site: &str, ip: IpAddr, ua: &[u8]) -> u64 {
+    pub(crate) fn hash(&mut self, today: u64, site: &[u8], ip: IpAddr, ua: &[u8]) -> u64 {
         if today != self.day
             && let Err(e) = self.rotate(today)
         {
             // The new salt is in use even if it could not be saved.
             tracing::warn!(path = %self.path.display(), error = %e, "cannot save the visitor salt");
         }
-        let mut h = SipHasher24::new_with_key(&self.salt);
-        h.write(site.as_bytes());
+        let ua_hash = match self.last_ua_hash {
+            Some(h) if self.last_ua == ua => h,
+            _ => {
+                let mut h = SipHasher13::new_with_key(&self.salt);
+                h.write(ua);
+                let v = h.finish();
+                self.last_ua.clear();
+                self.last_ua.extend_from_slice(ua);
+                self.last_ua_hash = Some(v);
+                v
+            }
+        };
+        let mut h = SipHasher13::new_with_key(&self.salt);
+        h.write(site);
         h.write_u8(0xff);
         match ip.to_canonical() {
             IpAddr::V4(a) => h.write(&a.octets()),
             IpAddr::V6(a) => h.write(&a.octets()),
         }
-        h.write_u8(0xff);
-        h.write(ua);
+        h.write_u64(ua_hash);
         h.finish()
     }
 }
@@ -113,20 +130,20 @@ mod tests {
         let path = dir.path().join("salt");
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let mut v = Visitor::open(path.clone(), 100).unwrap();
-        let a = v.hash(100, "alpha", ip, b"ua");
-        assert_eq!(a, v.hash(100, "alpha", ip, b"ua"));
-        assert_ne!(a, v.hash(100, "beta", ip, b"ua"));
+        let a = v.hash(100, b"alpha", ip, b"ua");
+        assert_eq!(a, v.hash(100, b"alpha", ip, b"ua"));
+        assert_ne!(a, v.hash(100, b"beta", ip, b"ua"));
         assert_ne!(
             a,
-            v.hash(100, "alpha", "203.0.113.8".parse().unwrap(), b"ua")
+            v.hash(100, b"alpha", "203.0.113.8".parse().unwrap(), b"ua")
         );
-        assert_ne!(a, v.hash(100, "alpha", ip, b"ub"));
+        assert_ne!(a, v.hash(100, b"alpha", ip, b"ub"));
         // A restart the same day keeps the salt.
         let mut again = Visitor::open(path.clone(), 100).unwrap();
-        assert_eq!(a, again.hash(100, "alpha", ip, b"ua"));
+        assert_eq!(a, again.hash(100, b"alpha", ip, b"ua"));
         // The next day: a new salt, and the old one is gone from the file.
         let old = std::fs::read_to_string(&path).unwrap();
-        let b = again.hash(101, "alpha", ip, b"ua");
+        let b = again.hash(101, b"alpha", ip, b"ua");
         assert_ne!(a, b);
         let new = std::fs::read_to_string(&path).unwrap();
         assert!(new.starts_with("101 "));

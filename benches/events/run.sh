@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Cost of access events: the qpage edge serving one 4 KiB page with events off, to
-# files, to NATS JetStream and to ClickHouse.
+# files, to NATS JetStream and to ClickHouse. Requests vary their user agent (12),
+# referrer and client address (5,000, as X-Forwarded-For from a trusted 127.0.0.1),
+# see clients.lua.
 #
 # The edge is pinned to core 0 with taskset; wrk, nats-server and ClickHouse share core
 # 1 (the sinks' own work is not charged to the edge, the edge's events thread is: it
@@ -87,6 +89,7 @@ max_connections_per_ip = 100000
 [events]
 enabled = $([[ $1 == off ]] && echo false || echo true)
 node_id = "bench"
+trusted_proxies = ["127.0.0.1"]
 [events.file]
 enabled = $([[ $1 == file ]] && echo true || echo false)
 TOML
@@ -101,8 +104,7 @@ metric() { # name{labels}
   curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'
 }
 
-UA='Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
-HDRS=(-H 'Host: bench.test' -H "User-Agent: $UA" -H 'Referer: https://www.example.org/some/page' -H 'Accept-Encoding: br')
+HDRS=(-s "$HERE/clients.lua")
 URL="http://127.0.0.1:$PORT/small.html"
 
 echo -e "round\tmode\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\temitted\tdelivered\tdropped" >"$OUT/results.tsv"

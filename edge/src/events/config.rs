@@ -14,8 +14,8 @@ pub struct EventsConfig {
     pub enabled: bool,
     /// This node's id in every event; empty means the host name.
     pub node_id: String,
-    /// Events waiting for the batcher; a request finding the queue full drops its
-    /// event (counted) instead of waiting.
+    /// Events waiting for the batcher, per worker thread; a request finding its
+    /// thread's buffer full drops its event (counted) instead of waiting.
     pub queue_capacity: usize,
     /// How often the batcher takes the queued events, in milliseconds.
     pub flush_interval_ms: u64,

@@ -2,6 +2,7 @@
 //! (behind trusted proxies), the user-agent class and the referrer's host.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
 use super::config::Cidr;
@@ -75,45 +76,113 @@ const BOT_WORDS: &[&str] = &[
     "scanner",
 ];
 
+/// A keyed, word-at-a-time hasher for the user-agent cache (the cache is bounded and
+/// the key random, so crafted user agents cannot make its lookups slow).
+#[derive(Clone, Copy)]
+pub(crate) struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0xf135_7aea_2e62_a9c5;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(26) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        let mut w = [0u8; 8];
+        let r = chunks.remainder();
+        w[..r.len()].copy_from_slice(r);
+        h = (h.rotate_left(26) ^ u64::from_le_bytes(w) ^ (bytes.len() as u64)).wrapping_mul(K);
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+/// Builds [`WordHasher`]s from a random key.
+#[derive(Clone, Copy)]
+pub(crate) struct WordHash(u64);
+
+impl BuildHasher for WordHash {
+    type Hasher = WordHasher;
+    fn build_hasher(&self) -> WordHasher {
+        WordHasher(self.0)
+    }
+}
+
+/// What is known about one user agent: its class and its keyed hash for the visitor
+/// hash under the salt of `day`.
+pub(crate) struct UaInfo {
+    pub class: UaClass,
+    pub key: u64,
+    day: u64,
+}
+
 /// Classifies user agents, remembering recent answers (real traffic repeats a few
-/// thousand distinct strings, and consecutive requests often share one).
-#[derive(Default)]
+/// thousand distinct strings).
 pub(crate) struct UaClassifier {
-    seen: HashMap<Box<[u8]>, u32>,
-    classes: Vec<UaClass>,
-    last: Vec<u8>,
-    last_class: u32,
+    seen: HashMap<Box<[u8]>, UaInfo, WordHash>,
     lower: String,
 }
 
 const UA_CACHE: usize = 4096;
-static OTHER: UaClass = UaClass::Other;
+static FALLBACK: UaInfo = UaInfo {
+    class: UaClass::Other,
+    key: 0,
+    day: 0,
+};
 
 impl UaClassifier {
-    pub(crate) fn classify(&mut self, ua: &[u8]) -> &UaClass {
-        if ua.is_empty() {
-            return &OTHER;
+    pub(crate) fn new(key: u64) -> UaClassifier {
+        UaClassifier {
+            seen: HashMap::with_hasher(WordHash(key)),
+            lower: String::new(),
         }
-        if self.classes.is_empty() || ua != self.last.as_slice() {
-            let idx = match self.seen.get(ua) {
-                Some(i) => *i,
-                None => {
-                    if self.seen.len() >= UA_CACHE {
-                        self.seen.clear();
-                        self.classes.clear();
-                    }
-                    let c = self.classify_new(ua);
-                    self.classes.push(c);
-                    let i = (self.classes.len() - 1) as u32;
-                    self.seen.insert(ua.into(), i);
-                    i
-                }
+    }
+
+    /// The class of `ua` and its visitor key for `day` (`ua_key` computes a new one).
+    pub(crate) fn get(
+        &mut self,
+        ua: &[u8],
+        day: u64,
+        ua_key: impl FnOnce(&[u8]) -> u64,
+    ) -> &UaInfo {
+        if !self.seen.contains_key(ua) {
+            if self.seen.len() >= UA_CACHE {
+                self.seen.clear();
+            }
+            let class = if ua.is_empty() {
+                UaClass::Other
+            } else {
+                self.classify_new(ua)
             };
-            self.last.clear();
-            self.last.extend_from_slice(ua);
-            self.last_class = idx;
+            let info = UaInfo {
+                class,
+                key: ua_key(ua),
+                day,
+            };
+            self.seen.insert(ua.into(), info);
+            return self.seen.get(ua).unwrap_or(&FALLBACK);
         }
-        &self.classes[self.last_class as usize]
+        let info = self.seen.get_mut(ua);
+        match info {
+            Some(i) if i.day == day => self.seen.get(ua).unwrap_or(&FALLBACK),
+            Some(i) => {
+                i.key = ua_key(ua);
+                i.day = day;
+                self.seen.get(ua).unwrap_or(&FALLBACK)
+            }
+            None => &FALLBACK,
+        }
+    }
+
+    #[cfg(test)]
+    fn classify(&mut self, ua: &[u8]) -> UaClass {
+        self.get(ua, 0, |_| 0).class.clone()
     }
 
     fn classify_new(&mut self, ua: &[u8]) -> UaClass {
@@ -167,30 +236,27 @@ fn bot_token(ua: &[u8]) -> String {
 /// The host of a `Referer` URL, lowercase, without user info or port; empty when
 /// there is none.
 pub(crate) fn referrer_host(r: &[u8]) -> &[u8] {
-    let Some(i) = r.iter().position(|b| *b == b':') else {
+    let Some(i) = memchr::memchr(b':', r) else {
         return b"";
     };
     if r.get(i + 1..i + 3) != Some(b"//") {
         return b"";
     }
     let rest = &r[i + 3..];
-    let end = rest
-        .iter()
-        .position(|b| matches!(b, b'/' | b'?' | b'#'))
-        .unwrap_or(rest.len());
+    let end = memchr::memchr3(b'/', b'?', b'#', rest).unwrap_or(rest.len());
     let auth = &rest[..end];
-    let auth = match auth.iter().rposition(|b| *b == b'@') {
+    let auth = match memchr::memrchr(b'@', auth) {
         Some(at) => &auth[at + 1..],
         None => auth,
     };
     if auth.first() == Some(&b'[') {
         // [v6]:port
-        return match auth.iter().position(|b| *b == b']') {
+        return match memchr::memchr(b']', auth) {
             Some(e) => &auth[..=e],
             None => b"",
         };
     }
-    match auth.iter().position(|b| *b == b':') {
+    match memchr::memchr(b':', auth) {
         Some(c) => &auth[..c],
         None => auth,
     }
@@ -270,18 +336,18 @@ mod tests {
 
     #[test]
     fn user_agents() {
-        let mut c = UaClassifier::default();
+        let mut c = UaClassifier::new(7);
         let chrome = b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
-        assert_eq!(*c.classify(chrome), UaClass::Browser);
-        assert_eq!(*c.classify(chrome), UaClass::Browser);
+        assert_eq!(c.classify(chrome), UaClass::Browser);
+        assert_eq!(c.classify(chrome), UaClass::Browser);
         let gb = b"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
-        assert_eq!(*c.classify(gb), UaClass::Bot("Googlebot".into()));
+        assert_eq!(c.classify(gb), UaClass::Bot("Googlebot".into()));
         let odd = b"Mozilla/5.0 (compatible; WeirdoBot/0.1; +https://weirdo.example)";
-        assert_eq!(*c.classify(odd), UaClass::Bot("WeirdoBot".into()));
-        assert_eq!(*c.classify(b"curl/8.5.0"), UaClass::Other);
-        assert_eq!(*c.classify(b""), UaClass::Other);
+        assert_eq!(c.classify(odd), UaClass::Bot("WeirdoBot".into()));
+        assert_eq!(c.classify(b"curl/8.5.0"), UaClass::Other);
+        assert_eq!(c.classify(b""), UaClass::Other);
         assert_eq!(
-            *c.classify(b"Mozilla/5.0 (X11; rv:133.0) Gecko/20100101 Firefox/133.0"),
+            c.classify(b"Mozilla/5.0 (X11; rv:133.0) Gecko/20100101 Firefox/133.0"),
             UaClass::Browser
         );
     }

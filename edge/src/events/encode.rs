@@ -70,7 +70,7 @@ impl Encoder {
             node: n,
             trusted,
             visitor,
-            ua: UaClassifier::default(),
+            ua: UaClassifier::new(prefix.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15),
         }
     }
 
@@ -91,8 +91,10 @@ impl Encoder {
                 &self.trusted,
             )
         };
-        let visitor = self.visitor.hash(day, site, ip, ua);
-        let class = self.ua.classify(ua);
+        let visitor = &mut self.visitor;
+        let info = self.ua.get(ua, day, |u| visitor.ua_key(day, u));
+        let class = &info.class;
+        let visitor = self.visitor.hash(day, site, ip, info.key);
 
         out.reserve(256 + ev.path.len() + ev.host.len() + ev.content_type.len());
         out.extend_from_slice(b"{\"v\":");
@@ -108,8 +110,10 @@ impl Encoder {
         uint(out, ts);
         out.extend_from_slice(b",\"node\":");
         out.extend_from_slice(&self.node);
-        out.extend_from_slice(b",\"site\":");
-        string(out, site);
+        out.extend_from_slice(b",\"site\":\"");
+        // Site names are [a-z0-9-] (checked when a site is created).
+        out.extend_from_slice(site);
+        out.push(b'"');
         out.extend_from_slice(b",\"host\":");
         string(out, ev.host);
         out.extend_from_slice(b",\"path\":");
@@ -157,8 +161,9 @@ impl Encoder {
 
 fn hex_u64(out: &mut [u8; 16], v: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+    for (i, b) in v.to_be_bytes().iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
     }
 }
 
@@ -194,10 +199,17 @@ fn plain(b: &[u8]) -> bool {
             return false;
         }
     }
-    chunks
-        .remainder()
-        .iter()
-        .all(|c| (0x20..0x7f).contains(c) && *c != b'"' && *c != b'\\')
+    // The tail, padded with a harmless byte.
+    let r = chunks.remainder();
+    let mut w = [b'a'; 8];
+    w[..r.len()].copy_from_slice(r);
+    let x = u64::from_le_bytes(w);
+    let bad = (x & HI)
+        | (x.wrapping_sub(LO * 0x20) & !x & HI)
+        | zero(x ^ (LO * 0x22))
+        | zero(x ^ (LO * 0x5c))
+        | zero(x ^ (LO * 0x7f));
+    bad == 0
 }
 
 /// A JSON string of `b` (cut to [`MAX_FIELD`] bytes); invalid UTF-8 becomes U+FFFD.

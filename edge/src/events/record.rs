@@ -98,19 +98,17 @@ impl Buffers {
         }
         SLOT.with(|cell| {
             let mut cell = cell.borrow_mut();
-            let slot = match &*cell {
-                Some((id, slot)) if *id == self.id => slot.clone(),
-                _ => {
-                    let slot = Arc::new(Mutex::new(Pending::default()));
-                    self.slots
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(slot.clone());
-                    *cell = Some((self.id, slot.clone()));
-                    slot
-                }
+            if !matches!(&*cell, Some((id, _)) if *id == self.id) {
+                let slot = Arc::new(Mutex::new(Pending::default()));
+                self.slots
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(slot.clone());
+                *cell = Some((self.id, slot));
+            }
+            let Some((_, slot)) = cell.as_ref() else {
+                return false;
             };
-            drop(cell);
             let mut p = slot.lock().unwrap_or_else(|p| p.into_inner());
             if p.count >= self.capacity {
                 return false;

@@ -1,6 +1,6 @@
 //! The cookieless visitor hash: SipHash-1-3 keyed with a random 128-bit salt of the
 //! day (UTC) over site, client address and the user agent's own keyed hash (computed
-//! once for consecutive events with the same user agent). The salt is kept in
+//! once per distinct user agent and day, and cached with its class). The salt is kept in
 //! `<events dir>/salt` (mode 0600) so a restart keeps the day's hashes stable; at the
 //! first event of a new day it is replaced by a fresh random one and the old one is
 //! overwritten, so hashes of different days cannot be linked. Client addresses are
@@ -18,8 +18,6 @@ pub(crate) struct Visitor {
     path: PathBuf,
     day: u64,
     salt: [u8; 16],
-    last_ua: Vec<u8>,
-    last_ua_hash: Option<u64>,
 }
 
 /// Random bytes from the kernel.
@@ -36,8 +34,6 @@ impl Visitor {
             path,
             day: u64::MAX,
             salt: [0; 16],
-            last_ua: Vec::new(),
-            last_ua_hash: None,
         };
         if let Ok(text) = std::fs::read_to_string(&v.path)
             && let Some((day, hex)) = text.trim().split_once(' ')
@@ -54,7 +50,6 @@ impl Visitor {
 
     fn rotate(&mut self, today: u64) -> std::io::Result<()> {
         self.salt = random()?;
-        self.last_ua_hash = None;
         self.day = today;
         let tmp = self.path.with_extension("tmp");
         let text = format!("{today} {}\n", hex(&self.salt));
@@ -73,34 +68,40 @@ impl Visitor {
         std::fs::rename(&tmp, &self.path)
     }
 
-    /// The visitor hash for a request on day `today` (days since the Unix epoch).
-    pub(crate) fn hash(&mut self, today: u64, site: &[u8], ip: IpAddr, ua: &[u8]) -> u64 {
+    fn ensure_day(&mut self, today: u64) {
         if today != self.day
             && let Err(e) = self.rotate(today)
         {
             // The new salt is in use even if it could not be saved.
             tracing::warn!(path = %self.path.display(), error = %e, "cannot save the visitor salt");
         }
-        let ua_hash = match self.last_ua_hash {
-            Some(h) if self.last_ua == ua => h,
-            _ => {
-                let mut h = SipHasher13::new_with_key(&self.salt);
-                h.write(ua);
-                let v = h.finish();
-                self.last_ua.clear();
-                self.last_ua.extend_from_slice(ua);
-                self.last_ua_hash = Some(v);
-                v
-            }
-        };
+    }
+
+    /// The keyed hash of a user agent on day `today` (cached per user agent by the caller).
+    pub(crate) fn ua_key(&mut self, today: u64, ua: &[u8]) -> u64 {
+        self.ensure_day(today);
         let mut h = SipHasher13::new_with_key(&self.salt);
-        h.write(site);
-        h.write_u8(0xff);
-        match ip.to_canonical() {
-            IpAddr::V4(a) => h.write(&a.octets()),
-            IpAddr::V6(a) => h.write(&a.octets()),
-        }
-        h.write_u64(ua_hash);
+        h.write(ua);
+        h.finish()
+    }
+
+    /// The visitor hash for a request on day `today` (days since the Unix epoch), with
+    /// `ua_key` from [`Visitor::ua_key`] for the same day.
+    pub(crate) fn hash(&mut self, today: u64, site: &[u8], ip: IpAddr, ua_key: u64) -> u64 {
+        self.ensure_day(today);
+        // One write of one buffer: site (at most 63 bytes), 0xff, address, user agent key.
+        let mut buf = [0u8; 64 + 1 + 16 + 8];
+        let n = site.len().min(64);
+        buf[..n].copy_from_slice(&site[..n]);
+        buf[n] = 0xff;
+        let ip = match ip.to_canonical() {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
+        buf[n + 1..n + 17].copy_from_slice(&ip);
+        buf[n + 17..n + 25].copy_from_slice(&ua_key.to_le_bytes());
+        let mut h = SipHasher13::new_with_key(&self.salt);
+        h.write(&buf[..n + 25]);
         h.finish()
     }
 }
@@ -130,20 +131,22 @@ mod tests {
         let path = dir.path().join("salt");
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let mut v = Visitor::open(path.clone(), 100).unwrap();
-        let a = v.hash(100, b"alpha", ip, b"ua");
-        assert_eq!(a, v.hash(100, b"alpha", ip, b"ua"));
-        assert_ne!(a, v.hash(100, b"beta", ip, b"ua"));
-        assert_ne!(
-            a,
-            v.hash(100, b"alpha", "203.0.113.8".parse().unwrap(), b"ua")
-        );
-        assert_ne!(a, v.hash(100, b"alpha", ip, b"ub"));
+        let ua = v.ua_key(100, b"ua");
+        let a = v.hash(100, b"alpha", ip, ua);
+        assert_eq!(a, v.hash(100, b"alpha", ip, ua));
+        assert_ne!(a, v.hash(100, b"beta", ip, ua));
+        assert_ne!(a, v.hash(100, b"alpha", "203.0.113.8".parse().unwrap(), ua));
+        let ub = v.ua_key(100, b"ub");
+        assert_ne!(a, v.hash(100, b"alpha", ip, ub));
         // A restart the same day keeps the salt.
         let mut again = Visitor::open(path.clone(), 100).unwrap();
-        assert_eq!(a, again.hash(100, b"alpha", ip, b"ua"));
+        assert_eq!(ua, again.ua_key(100, b"ua"));
+        assert_eq!(a, again.hash(100, b"alpha", ip, ua));
         // The next day: a new salt, and the old one is gone from the file.
         let old = std::fs::read_to_string(&path).unwrap();
-        let b = again.hash(101, b"alpha", ip, b"ua");
+        let ua2 = again.ua_key(101, b"ua");
+        assert_ne!(ua, ua2);
+        let b = again.hash(101, b"alpha", ip, ua2);
         assert_ne!(a, b);
         let new = std::fs::read_to_string(&path).unwrap();
         assert!(new.starts_with("101 "));

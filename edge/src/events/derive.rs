@@ -125,21 +125,18 @@ pub(crate) struct UaInfo {
 /// Classifies user agents, remembering recent answers (real traffic repeats a few
 /// thousand distinct strings).
 pub(crate) struct UaClassifier {
-    seen: HashMap<Box<[u8]>, UaInfo, WordHash>,
+    seen: HashMap<Box<[u8]>, u32, WordHash>,
+    infos: Vec<UaInfo>,
     lower: String,
 }
 
 const UA_CACHE: usize = 4096;
-static FALLBACK: UaInfo = UaInfo {
-    class: UaClass::Other,
-    key: 0,
-    day: 0,
-};
 
 impl UaClassifier {
     pub(crate) fn new(key: u64) -> UaClassifier {
         UaClassifier {
             seen: HashMap::with_hasher(WordHash(key)),
+            infos: Vec::new(),
             lower: String::new(),
         }
     }
@@ -151,33 +148,34 @@ impl UaClassifier {
         day: u64,
         ua_key: impl FnOnce(&[u8]) -> u64,
     ) -> &UaInfo {
-        if !self.seen.contains_key(ua) {
-            if self.seen.len() >= UA_CACHE {
-                self.seen.clear();
+        let i = match self.seen.get(ua) {
+            Some(&i) => i as usize,
+            None => {
+                if self.infos.len() >= UA_CACHE {
+                    self.seen.clear();
+                    self.infos.clear();
+                }
+                let class = if ua.is_empty() {
+                    UaClass::Other
+                } else {
+                    self.classify_new(ua)
+                };
+                self.infos.push(UaInfo {
+                    class,
+                    key: ua_key(ua),
+                    day,
+                });
+                let i = self.infos.len() - 1;
+                self.seen.insert(ua.into(), i as u32);
+                return &self.infos[i];
             }
-            let class = if ua.is_empty() {
-                UaClass::Other
-            } else {
-                self.classify_new(ua)
-            };
-            let info = UaInfo {
-                class,
-                key: ua_key(ua),
-                day,
-            };
-            self.seen.insert(ua.into(), info);
-            return self.seen.get(ua).unwrap_or(&FALLBACK);
+        };
+        let info = &mut self.infos[i];
+        if info.day != day {
+            info.key = ua_key(ua);
+            info.day = day;
         }
-        let info = self.seen.get_mut(ua);
-        match info {
-            Some(i) if i.day == day => self.seen.get(ua).unwrap_or(&FALLBACK),
-            Some(i) => {
-                i.key = ua_key(ua);
-                i.day = day;
-                self.seen.get(ua).unwrap_or(&FALLBACK)
-            }
-            None => &FALLBACK,
-        }
+        info
     }
 
     #[cfg(test)]
@@ -276,28 +274,38 @@ pub(crate) fn client_ip(
     if !is_trusted(peer) {
         return peer;
     }
-    let hops: Vec<IpAddr> = match (xff, fwd) {
-        (Some(x), _) => split_hops(x, b',').filter_map(parse_hop).collect(),
-        (None, Some(f)) => split_hops(f, b',')
-            .filter_map(|elem| {
-                split_hops(elem, b';').find_map(|pair| {
+    // Right to left: the nearest hop first; no allocation.
+    let mut last = peer;
+    match (xff, fwd) {
+        (Some(x), _) => {
+            for hop in x.rsplit(|b| *b == b',') {
+                if let Some(ip) = parse_hop(hop.trim_ascii()) {
+                    if !is_trusted(ip) {
+                        return ip;
+                    }
+                    last = ip;
+                }
+            }
+        }
+        (None, Some(f)) => {
+            for elem in f.rsplit(|b| *b == b',') {
+                let ip = split_hops(elem, b';').find_map(|pair| {
                     let (k, v) = split_once(pair, b'=')?;
                     if k.eq_ignore_ascii_case(b"for") {
                         parse_hop(v)
                     } else {
                         None
                     }
-                })
-            })
-            .collect(),
-        (None, None) => return peer,
-    };
-    let mut last = peer;
-    for ip in hops.iter().rev() {
-        if !is_trusted(*ip) {
-            return *ip;
+                });
+                if let Some(ip) = ip {
+                    if !is_trusted(ip) {
+                        return ip;
+                    }
+                    last = ip;
+                }
+            }
         }
-        last = *ip;
+        (None, None) => {}
     }
     last
 }
@@ -313,7 +321,12 @@ fn split_once(v: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
 
 /// `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:80`, `"[...]"`.
 fn parse_hop(h: &[u8]) -> Option<IpAddr> {
-    let s = std::str::from_utf8(h).ok()?.trim().trim_matches('"');
+    let s = std::str::from_utf8(h).ok()?.trim();
+    let s = if s.starts_with('"') {
+        s.trim_matches('"')
+    } else {
+        s
+    };
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Some(ip.to_canonical());
     }

@@ -150,7 +150,12 @@ impl Encoder {
             UaClass::Bot(_) => b",\"ua\":\"bot\",\"bot\":",
             UaClass::Other => b",\"ua\":\"other\",\"bot\":",
         });
-        string(out, class.bot_name().as_bytes());
+        let bot = class.bot_name().as_bytes();
+        if bot.is_empty() {
+            out.extend_from_slice(b"\"\"");
+        } else {
+            string(out, bot);
+        }
         out.extend_from_slice(b",\"visitor\":\"");
         let mut v = [0u8; 16];
         hex_u64(&mut v, visitor);

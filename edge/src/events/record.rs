@@ -22,6 +22,8 @@ const MAX_FIELD: usize = 1024;
 /// Fixed part of a record: start, duration, status, bytes, version, tls, cache, address.
 const FIXED: usize = 8 + 8 + 2 + 8 + 1 + 1 + 1 + 1 + 16;
 const FIELDS: usize = 8;
+/// Fixed part and the fields' lengths.
+const HEAD: usize = FIXED + 2 * FIELDS;
 
 /// One thread's pending records.
 #[derive(Default)]
@@ -145,25 +147,32 @@ impl Buffers {
 }
 
 fn encode(buf: &mut Vec<u8>, r: &Record<'_>, base: Instant) {
-    let start_ns = r.start.saturating_duration_since(base);
-    let start_ns = start_ns.as_secs() * 1_000_000_000 + u64::from(start_ns.subsec_nanos());
+    let start = r.start.saturating_duration_since(base);
+    let start_ns = start.as_secs() * 1_000_000_000 + u64::from(start.subsec_nanos());
     let fields = r.fields.map(|f| &f[..f.len().min(MAX_FIELD)]);
-    let len: usize = FIXED + fields.iter().map(|f| 2 + f.len()).sum::<usize>();
-    buf.reserve(len + 4);
-    buf.extend_from_slice(&(len as u32).to_le_bytes());
-    buf.extend_from_slice(&start_ns.to_le_bytes());
-    buf.extend_from_slice(&r.dur_us.to_le_bytes());
-    buf.extend_from_slice(&r.status.to_le_bytes());
-    buf.extend_from_slice(&r.bytes.to_le_bytes());
+    // One header (fixed part and the eight lengths), then the fields back to back.
+    let mut head = [0u8; 4 + HEAD];
+    let len = HEAD + fields.iter().map(|f| f.len()).sum::<usize>();
+    head[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    head[4..12].copy_from_slice(&start_ns.to_le_bytes());
+    head[12..20].copy_from_slice(&r.dur_us.to_le_bytes());
+    head[20..22].copy_from_slice(&r.status.to_le_bytes());
+    head[22..30].copy_from_slice(&r.bytes.to_le_bytes());
     let (fam, ip) = match r.peer {
         IpAddr::V4(a) => (4u8, a.to_ipv6_mapped().octets()),
         IpAddr::V6(a) => (6u8, a.octets()),
     };
-    buf.extend_from_slice(&[r.version, r.tls, r.cache, fam]);
-    buf.extend_from_slice(&ip);
+    head[30..34].copy_from_slice(&[r.version, r.tls, r.cache, fam]);
+    head[34..50].copy_from_slice(&ip);
+    for (i, f) in fields.iter().enumerate() {
+        head[50 + 2 * i..52 + 2 * i].copy_from_slice(&(f.len() as u16).to_le_bytes());
+    }
+    buf.reserve(4 + len);
+    buf.extend_from_slice(&head);
     for f in fields {
-        buf.extend_from_slice(&(f.len() as u16).to_le_bytes());
-        buf.extend_from_slice(f);
+        if !f.is_empty() {
+            buf.extend_from_slice(f);
+        }
     }
 }
 
@@ -186,11 +195,12 @@ pub(crate) fn decode(buf: &[u8]) -> impl Iterator<Item = RawEvent<'_>> {
             IpAddr::V6(Ipv6Addr::from(ip))
         };
         let mut fields: [&[u8]; FIELDS] = [&[]; FIELDS];
-        let mut at = FIXED;
-        for f in fields.iter_mut() {
-            let n = u16::from_le_bytes(rec.get(at..at + 2)?.try_into().ok()?) as usize;
-            *f = rec.get(at + 2..at + 2 + n)?;
-            at += 2 + n;
+        let mut at = HEAD;
+        for (i, f) in fields.iter_mut().enumerate() {
+            let l = FIXED + 2 * i;
+            let n = u16::from_le_bytes([*rec.get(l)?, *rec.get(l + 1)?]) as usize;
+            *f = rec.get(at..at + n)?;
+            at += n;
         }
         Some(RawEvent {
             start_ns: u64_at(0),

@@ -7,6 +7,7 @@
 //! count, so the server drops a replayed duplicate within the stream's duplicate
 //! window; consumers can deduplicate by event id beyond it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -97,44 +98,46 @@ impl NatsSink {
     }
 }
 
-/// Field values the encoder writes at fixed places: `{"v":1,"id":"<32 hex>",` and
-/// `,"site":"<name>"` (site names need no escaping).
-fn field<'a>(line: &'a [u8], key: &[u8]) -> &'a [u8] {
-    let Some(i) = line.windows(key.len()).position(|w| w == key) else {
-        return b"";
-    };
-    let rest = &line[i + key.len()..];
-    let end = rest.iter().position(|b| *b == b'"').unwrap_or(0);
-    &rest[..end]
+/// The event id: the encoder starts every line with `{"v":1,"id":"<32 hex>"`.
+fn event_id(line: &[u8]) -> &[u8] {
+    const AT: usize = b"{\"v\":1,\"id\":\"".len();
+    line.get(AT..AT + 32).unwrap_or(b"")
 }
 
 /// A batch's lines grouped by site, in order within each site, cut into messages.
 /// Yields (subject token, payload, first event id, lines).
 fn messages(data: &Bytes) -> Vec<(String, Bytes, String, usize)> {
-    // site -> (buffer, first id, lines)
-    let mut groups: Vec<(Vec<u8>, Vec<u8>, String, usize)> = Vec::new();
+    let finder = memchr::memmem::Finder::new(b",\"site\":\"");
+    // site -> index in groups: (site, buffer, first id, lines)
+    let mut index: HashMap<&[u8], usize> = HashMap::new();
+    let mut groups: Vec<(&[u8], Vec<u8>, String, usize)> = Vec::new();
     let mut out = Vec::new();
-    for line in data.split_inclusive(|b| *b == b'\n') {
-        let site = field(line, b",\"site\":\"");
-        let site = if site.is_empty() { &b"_"[..] } else { site };
-        let pos = match groups.iter().position(|g| g.0 == site) {
-            Some(p) => p,
-            None => {
-                groups.push((site.to_vec(), Vec::new(), String::new(), 0));
-                groups.len() - 1
-            }
-        };
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', data) {
+        let line = &data[start..=end];
+        start = end + 1;
+        // Site names need no escaping, so the value ends at the next quote.
+        let site = finder
+            .find(line)
+            .map(|i| &line[i + 9..])
+            .and_then(|rest| memchr::memchr(b'"', rest).map(|e| &rest[..e]))
+            .filter(|s| !s.is_empty())
+            .unwrap_or(b"_");
+        let pos = *index.entry(site).or_insert_with(|| {
+            groups.push((site, Vec::new(), String::new(), 0));
+            groups.len() - 1
+        });
         let g = &mut groups[pos];
         if !g.1.is_empty() && g.1.len() + line.len() > MAX_MESSAGE {
             out.push((
-                String::from_utf8_lossy(&g.0).into_owned(),
+                String::from_utf8_lossy(g.0).into_owned(),
                 Bytes::from(std::mem::take(&mut g.1)),
                 std::mem::take(&mut g.2),
                 std::mem::take(&mut g.3),
             ));
         }
         if g.3 == 0 {
-            g.2 = String::from_utf8_lossy(field(line, b"\"id\":\"")).into_owned();
+            g.2 = String::from_utf8_lossy(event_id(line)).into_owned();
         }
         g.1.extend_from_slice(line);
         g.3 += 1;
@@ -142,7 +145,7 @@ fn messages(data: &Bytes) -> Vec<(String, Bytes, String, usize)> {
     for (site, buf, id, n) in groups {
         if n > 0 {
             out.push((
-                String::from_utf8_lossy(&site).into_owned(),
+                String::from_utf8_lossy(site).into_owned(),
                 Bytes::from(buf),
                 id,
                 n,
@@ -159,17 +162,17 @@ mod tests {
     #[test]
     fn groups_lines_by_site() {
         let data = Bytes::from_static(
-            b"{\"v\":1,\"id\":\"a1\",\"ts\":1,\"node\":\"n\",\"site\":\"alpha\",\"x\":1}\n\
-{\"v\":1,\"id\":\"b1\",\"ts\":1,\"node\":\"n\",\"site\":\"\",\"x\":1}\n\
-{\"v\":1,\"id\":\"a2\",\"ts\":1,\"node\":\"n\",\"site\":\"alpha\",\"x\":1}\n",
+            b"{\"v\":1,\"id\":\"a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1\",\"ts\":1,\"node\":\"n\",\"site\":\"alpha\",\"x\":1}\n\
+{\"v\":1,\"id\":\"b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1\",\"ts\":1,\"node\":\"n\",\"site\":\"\",\"x\":1}\n\
+{\"v\":1,\"id\":\"a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2\",\"ts\":1,\"node\":\"n\",\"site\":\"alpha\",\"x\":1}\n",
         );
         let m = messages(&data);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].0, "alpha");
-        assert_eq!(m[0].2, "a1");
+        assert_eq!(m[0].2, "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1");
         assert_eq!(m[0].3, 2);
         assert_eq!(m[0].1.iter().filter(|b| **b == b'\n').count(), 2);
         assert_eq!(m[1].0, "_");
-        assert_eq!(m[1].2, "b1");
+        assert_eq!(m[1].2, "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1");
     }
 }

@@ -32,6 +32,8 @@ pub struct EdgeConfig {
     pub api: crate::api::ApiConfig,
     /// Access events (docs/events.md).
     pub events: crate::events::EventsConfig,
+    /// HTTPS and ACME (docs/tls.md); off until `tls.listen` is set.
+    pub tls: crate::tls::config::TlsConfig,
 }
 
 impl Default for EdgeConfig {
@@ -47,6 +49,7 @@ impl Default for EdgeConfig {
             http: HttpConfig::default(),
             api: crate::api::ApiConfig::default(),
             events: crate::events::EventsConfig::default(),
+            tls: crate::tls::config::TlsConfig::default(),
         }
     }
 }
@@ -216,6 +219,7 @@ impl EdgeConfig {
             ));
         }
         self.events.validate().map_err(EdgeError::Config)?;
+        self.tls.validate()?;
         for (name, value) in &self.http.security_headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err()
                 || http::HeaderValue::from_str(value).is_err()

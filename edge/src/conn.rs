@@ -18,11 +18,22 @@ impl ConnInfo {
     pub(crate) fn plain(peer: SocketAddr) -> ConnInfo {
         ConnInfo { peer, tls: None }
     }
+
+    /// A TLS connection from `peer` that negotiated `version` (`"TLSv1.3"`, `"TLSv1.2"`).
+    pub(crate) fn tls(peer: SocketAddr, version: &str) -> ConnInfo {
+        let tls = match version {
+            "TLSv1.2" => TlsVersion::Tls12,
+            _ => TlsVersion::Tls13,
+        };
+        ConnInfo {
+            peer,
+            tls: Some(tls),
+        }
+    }
 }
 
 /// A negotiated TLS version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // Filled in by the TLS listener.
 pub(crate) enum TlsVersion {
     /// TLS 1.2.
     Tls12,

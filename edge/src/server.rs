@@ -238,8 +238,7 @@ impl Server {
                                     let info = info.clone();
                                     async move {
                                         Ok::<_, std::convert::Infallible>(
-                                            crate::tls::https_front(req, info, sh, conn_info)
-                                                .await,
+                                            crate::tls::https_front(req, info, sh, conn_info).await,
                                         )
                                     }
                                 });

@@ -226,7 +226,13 @@ mod tests {
             ..EdgeConfig::default()
         };
         let table = RoutingTable::load(&store, &cfg, None).unwrap();
-        let shared = Arc::new(Shared::new(cfg, store.clone(), table));
+        let shared = Arc::new(Shared::new(
+            cfg,
+            store.clone(),
+            table,
+            Metrics::default(),
+            None,
+        ));
         assert_eq!(live_id(&shared, "a.test"), Some(a1));
 
         // Only this server's activation moved the epoch: the table takes it.

@@ -30,6 +30,8 @@ pub struct EdgeConfig {
     pub http: HttpConfig,
     /// The publish API on the admin listener (docs/publish-api.md).
     pub api: crate::api::ApiConfig,
+    /// Access events (docs/events.md).
+    pub events: crate::events::EventsConfig,
     /// HTTPS and ACME (docs/tls.md); off until `tls.listen` is set.
     pub tls: crate::tls::config::TlsConfig,
 }
@@ -46,6 +48,7 @@ impl Default for EdgeConfig {
             routing: RoutingConfig::default(),
             http: HttpConfig::default(),
             api: crate::api::ApiConfig::default(),
+            events: crate::events::EventsConfig::default(),
             tls: crate::tls::config::TlsConfig::default(),
         }
     }
@@ -215,6 +218,7 @@ impl EdgeConfig {
                 "routing.redirect_scheme must be \"http\" or \"https\"".into(),
             ));
         }
+        self.events.validate().map_err(EdgeError::Config)?;
         self.tls.validate()?;
         for (name, value) in &self.http.security_headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err()

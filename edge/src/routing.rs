@@ -141,8 +141,8 @@ pub(crate) enum Route {
     Live(Arc<LiveDeploy>, SiteClass),
     /// Serve a given deploy of a site (preview host).
     Preview(Arc<SiteEntry>, DeployId),
-    /// Redirect to this host (www/apex policy).
-    Host(String),
+    /// Redirect to this host (www/apex policy) of this site.
+    Host(String, Arc<str>),
     /// Nothing here: neutral 404.
     Unknown,
 }
@@ -333,13 +333,13 @@ impl RoutingTable {
                     if let Some(apex) = host.strip_prefix("www.")
                         && has(apex)
                     {
-                        return Route::Host(apex.to_string());
+                        return Route::Host(apex.to_string(), site.name.clone());
                     }
                 }
                 WwwPolicy::Www => {
                     let www = format!("www.{host}");
                     if !host.starts_with("www.") && has(&www) {
-                        return Route::Host(www);
+                        return Route::Host(www, site.name.clone());
                     }
                 }
                 WwwPolicy::Off => {}

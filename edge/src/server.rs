@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::admin;
 use crate::config::EdgeConfig;
+use crate::conn::ConnInfo;
 use crate::error::{EdgeError, Result};
 use crate::routing::RoutingTable;
 use crate::state::Shared;
@@ -86,7 +87,11 @@ impl Server {
         } else {
             None
         };
-        let shared = Arc::new(Shared::new(config, store, table));
+        let metrics = crate::metrics::Metrics::default();
+        let events =
+            crate::events::Events::start(&config.events, &config.data_dir, metrics.events.clone())
+                .map_err(|e| EdgeError::Config(format!("starting access events: {e}")))?;
+        let shared = Arc::new(Shared::new(config, store, table, metrics, events));
         shared.api.init(&shared.config.load().api, &shared.store)?;
         let tls = tls_listener.map(|(l, t)| {
             let _ = shared.tls.set(t);
@@ -215,7 +220,8 @@ impl Server {
                                 let sh = service_shared.clone();
                                 async move {
                                     Ok::<_, std::convert::Infallible>(
-                                        crate::tls::http_front(req, sh).await,
+                                        crate::tls::http_front(req, sh, ConnInfo::plain(peer))
+                                            .await,
                                     )
                                 }
                             });
@@ -226,12 +232,13 @@ impl Server {
                         }
                         Some(tls) => match tls.accept(io, &sh).await {
                             Ok((io, info)) => {
+                                let conn_info = ConnInfo::tls(peer, info.version);
                                 let service = service_fn(move |req| {
                                     let sh = service_shared.clone();
                                     let info = info.clone();
                                     async move {
                                         Ok::<_, std::convert::Infallible>(
-                                            crate::tls::https_front(req, info, sh).await,
+                                            crate::tls::https_front(req, info, sh, conn_info).await,
                                         )
                                     }
                                 });
@@ -266,6 +273,9 @@ impl Server {
         }
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+        }
+        if let Some(events) = &shared.events {
+            events.shutdown().await;
         }
         Ok(())
     }

@@ -70,13 +70,21 @@ pub(crate) struct Shared {
     pub draining: std::sync::atomic::AtomicBool,
     /// The publish API's tokens, locks, upload index and schedule.
     pub api: crate::api::ApiState,
+    /// The access-event queue; `None` when events are off.
+    pub events: Option<crate::events::Events>,
     /// The TLS layer, when `tls.listen` is set.
     pub tls: std::sync::OnceLock<Arc<crate::tls::Tls>>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
-    pub(crate) fn new(cfg: EdgeConfig, store: Store, table: RoutingTable) -> Shared {
+    pub(crate) fn new(
+        cfg: EdgeConfig,
+        store: Store,
+        table: RoutingTable,
+        metrics: Metrics,
+        events: Option<crate::events::Events>,
+    ) -> Shared {
         let blobs = BlobCache::new(
             store.clone(),
             cfg.cache.max_bytes,
@@ -89,9 +97,10 @@ impl Shared {
             table: ArcSwap::from_pointee(table),
             blobs,
             previews: moka::sync::Cache::new(256),
-            metrics: Metrics::default(),
+            metrics,
             draining: std::sync::atomic::AtomicBool::new(false),
             api: crate::api::ApiState::default(),
+            events,
             tls: std::sync::OnceLock::new(),
             reload_lock: tokio::sync::Mutex::new(()),
         }
@@ -217,7 +226,13 @@ mod tests {
             ..EdgeConfig::default()
         };
         let table = RoutingTable::load(&store, &cfg, None).unwrap();
-        let shared = Arc::new(Shared::new(cfg, store.clone(), table));
+        let shared = Arc::new(Shared::new(
+            cfg,
+            store.clone(),
+            table,
+            Metrics::default(),
+            None,
+        ));
         assert_eq!(live_id(&shared, "a.test"), Some(a1));
 
         // Only this server's activation moved the epoch: the table takes it.

@@ -372,3 +372,61 @@ async fn h2_over_tls_batches_and_streams_large_bodies() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_events_carry_the_tls_version_and_protocol() {
+    let f = common::fixture();
+    let ca = TestCa::new("events test CA");
+    let dir = f.data.parent().unwrap().to_path_buf();
+    let mut cfg = tls_config(&f.data);
+    cfg.events.flush_interval_ms = 20;
+    cfg.tls.certificates = vec![write_pair(
+        &dir,
+        "alpha",
+        &ca.leaf(&["alpha.test"], DAY, 30 * DAY),
+    )];
+    let s = TlsRunning::start(cfg).await;
+    let h1 = client_config(ca.roots(), &[b"http/1.1"], BOTH);
+    let h2 = client_config(ca.roots(), &[b"h2"], BOTH);
+    let tls12 = client_config(ca.roots(), &[b"http/1.1"], &[&rustls::version::TLS12]);
+    for (path, cfg) in [
+        ("/", h1),
+        ("/about/", h2),
+        ("/assets/app.3f2a9c1b.css", tls12),
+    ] {
+        let r = https_get(s.https, "alpha.test", "alpha.test", path, cfg)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{path}");
+    }
+    let handle = s.handle.clone();
+    edge::eventually(Duration::from_secs(10), "3 events", || {
+        let n = handle.metrics().events().sinks[qpage_edge::SINK_FILE].delivered;
+        async move { n == 3 }
+    })
+    .await;
+    s.stop().await;
+    let mut events = Vec::new();
+    for e in std::fs::read_dir(f.data.join("events/files")).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            events.push((
+                v["path"].as_str().unwrap().to_string(),
+                v["proto"].as_str().unwrap().to_string(),
+                v["tls"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    events.sort();
+    let want =
+        |p: &str, proto: &str, tls: &str| (p.to_string(), proto.to_string(), tls.to_string());
+    assert_eq!(
+        events,
+        vec![
+            want("/", "HTTP/1.1", "TLSv1.3"),
+            want("/about/", "HTTP/2", "TLSv1.3"),
+            want("/assets/app.3f2a9c1b.css", "HTTP/1.1", "TLSv1.2"),
+        ]
+    );
+}

@@ -443,9 +443,13 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
 /// A request on the plain HTTP listener. Without TLS it is just served; with TLS,
 /// ACME HTTP-01 tokens are answered and routed hosts are redirected to HTTPS (308)
 /// unless their site sets `https.allow_http`.
-pub(crate) async fn http_front<B>(req: Request<B>, shared: Arc<Shared>) -> Response<Body> {
+pub(crate) async fn http_front<B>(
+    req: Request<B>,
+    shared: Arc<Shared>,
+    conn: crate::conn::ConnInfo,
+) -> Response<Body> {
     let Some(tls) = shared.tls.get() else {
-        return handler::handle(req, shared).await;
+        return handler::handle(req, shared, conn).await;
     };
     if let Some(token) = req
         .uri()
@@ -488,7 +492,7 @@ pub(crate) async fn http_front<B>(req: Request<B>, shared: Arc<Shared>) -> Respo
             }
         }
     }
-    handler::handle(req, shared).await
+    handler::handle(req, shared, conn).await
 }
 
 /// A request on an HTTPS connection: 421 when its Host is not covered by the
@@ -498,6 +502,7 @@ pub(crate) async fn https_front<B>(
     req: Request<B>,
     info: Arc<TlsInfo>,
     shared: Arc<Shared>,
+    conn: crate::conn::ConnInfo,
 ) -> Response<Body> {
     let host = request_host(&req);
     if let Some(h) = &host
@@ -508,7 +513,7 @@ pub(crate) async fn https_front<B>(
         }
         return text(StatusCode::MISDIRECTED_REQUEST, "Misdirected Request\n");
     }
-    let mut resp = handler::handle(req, shared.clone()).await;
+    let mut resp = handler::handle(req, shared.clone(), conn).await;
     if let Some(h) = host
         && let Some(site) = shared.table.load().site_for_host(&h)
     {

@@ -22,6 +22,13 @@ pub enum EdgeCmd {
         /// www/apex redirect policy.
         #[arg(long, value_enum, default_value = "apex")]
         www: WwwArg,
+        /// Send HSTS with this max-age (seconds) on HTTPS; 0 turns it off. Unset keeps
+        /// the site's current setting.
+        #[arg(long)]
+        hsts_max_age: Option<u64>,
+        /// Serve plain HTTP instead of redirecting it to HTTPS (when the node has TLS on).
+        #[arg(long)]
+        allow_http: bool,
         /// Data directory of the edge node.
         #[arg(long, default_value = "./qpage-data", env = "QPAGE_DATA")]
         data: PathBuf,
@@ -88,10 +95,21 @@ pub fn run(cmd: EdgeCmd) -> anyhow::Result<()> {
             hosts,
             aliases,
             www,
+            hsts_max_age,
+            allow_http,
             data,
             dist,
         } => {
             let store = Store::open(&data)?;
+            // Re-adding a site keeps its HTTPS settings unless the flags change them.
+            let mut https = store
+                .site_config(&name)
+                .map(|c| c.https)
+                .unwrap_or_default();
+            if let Some(age) = hsts_max_age {
+                https.hsts_max_age = age;
+            }
+            https.allow_http = allow_http;
             let www = match www {
                 WwwArg::Apex => WwwPolicy::Apex,
                 WwwArg::Www => WwwPolicy::Www,
@@ -103,6 +121,7 @@ pub fn run(cmd: EdgeCmd) -> anyhow::Result<()> {
                     hosts,
                     aliases,
                     www,
+                    https,
                 },
             )?;
             let id = store

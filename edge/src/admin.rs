@@ -81,6 +81,9 @@ fn answer<B>(req: &Request<B>, shared: &Shared) -> Response<Full<Bytes>> {
                 ),
             ]);
             text.push_str(&shared.api.render_metrics());
+            if let Some(tls) = shared.tls.get() {
+                text.push_str(&tls.render_metrics(shared));
+            }
             (StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         _ => (

@@ -25,7 +25,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{EdgeError, Result};
 use crate::publish::{
-    ManifestLimits, PendingFile, PublishManifest, Scheduled, ct_eq, now_secs, validate_manifest,
+    KnownBlobs, ManifestLimits, PendingFile, PublishManifest, Scheduled, ct_eq, now_secs,
+    validate_manifest,
 };
 use crate::state::Shared;
 use crate::store::{DeployId, SiteConfig, Store, check_site_name, hex, is_hash};
@@ -511,7 +512,9 @@ async fn dispatch(
             let _gc = shared.api.gc_lock.read().await;
             let s2 = site.clone();
             let files2 = files.clone();
-            let (id, exists, missing) = blocking(move || store.begin_deploy(&s2, files2)).await?;
+            let known = known_blobs(shared, &site);
+            let (id, exists, missing) =
+                blocking(move || store.begin_deploy(&s2, files2, &known)).await?;
             if !exists {
                 let mut idx = lock(&shared.api.pending_index);
                 let m = idx.entry(site.clone()).or_default();
@@ -648,7 +651,8 @@ async fn finalize(
         let _gc = shared.api.gc_lock.read().await;
         let store = shared.store.clone();
         let (s2, i2) = (site.clone(), id.clone());
-        blocking(move || store.finish_deploy(&s2, &i2)).await?;
+        let known = known_blobs(shared, &site);
+        blocking(move || store.finish_deploy(&s2, &i2, &known)).await?;
     }
     // The site's remaining pending uploads are re-read from disk when next needed.
     lock(&shared.api.pending_index).remove(&site);
@@ -699,19 +703,21 @@ async fn activate(
     let keep = shared.config.load().api.keep_deploys;
     let store = shared.store.clone();
     let (s2, i2) = (site.to_string(), id.clone());
-    blocking(move || {
-        store.activate(&s2, &i2)?;
+    let epochs = blocking(move || {
+        let epochs = store.activate_epoch(&s2, &i2)?;
         let list = store.scheduled(&s2)?;
         if list.iter().any(|s| s.deploy == i2) {
             let rest: Vec<Scheduled> = list.into_iter().filter(|s| s.deploy != i2).collect();
             store.set_scheduled(&s2, &rest)?;
         }
-        Ok(())
+        Ok(epochs)
     })
     .await?;
     lock(&shared.api.schedule).retain(|(_, s, d)| !(s == site && d == id));
     shared.api.activations.fetch_add(1, Relaxed);
-    reload(shared).await;
+    if let Err(e) = shared.reload_site(site, epochs).await {
+        tracing::warn!(site, error = %e, "routing reload failed; the poller will retry");
+    }
     tracing::info!(site, deploy = %id, "deploy live");
     let store = shared.store.clone();
     let s2 = site.to_string();
@@ -723,6 +729,20 @@ async fn activate(
         Err(Fail(_, e)) => tracing::warn!(site, error = %e, "pruning deploys failed"),
     }
     Ok(())
+}
+
+/// The blobs of the site's live deploy, which begin and finalize need not look up.
+/// Called under the GC lock, so none of them can be collected meanwhile.
+fn known_blobs(shared: &Shared, site: &str) -> KnownBlobs {
+    let mut known = KnownBlobs::default();
+    if let Some(live) = shared.table.load().live_deploy(site) {
+        for f in live.files.values() {
+            if let Ok(ct) = f.content_type.to_str() {
+                known.insert(f.hash.clone(), ct, f.br, f.gz);
+            }
+        }
+    }
+    known
 }
 
 async fn reload(shared: &Arc<Shared>) {

@@ -30,6 +30,10 @@ pub struct EdgeConfig {
     pub http: HttpConfig,
     /// The publish API on the admin listener (docs/publish-api.md).
     pub api: crate::api::ApiConfig,
+    /// Access events (docs/events.md).
+    pub events: crate::events::EventsConfig,
+    /// HTTPS and ACME (docs/tls.md); off until `tls.listen` is set.
+    pub tls: crate::tls::config::TlsConfig,
 }
 
 impl Default for EdgeConfig {
@@ -44,6 +48,8 @@ impl Default for EdgeConfig {
             routing: RoutingConfig::default(),
             http: HttpConfig::default(),
             api: crate::api::ApiConfig::default(),
+            events: crate::events::EventsConfig::default(),
+            tls: crate::tls::config::TlsConfig::default(),
         }
     }
 }
@@ -212,6 +218,8 @@ impl EdgeConfig {
                 "routing.redirect_scheme must be \"http\" or \"https\"".into(),
             ));
         }
+        self.events.validate().map_err(EdgeError::Config)?;
+        self.tls.validate()?;
         for (name, value) in &self.http.security_headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err()
                 || http::HeaderValue::from_str(value).is_err()

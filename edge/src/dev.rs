@@ -100,7 +100,13 @@ impl DevServer {
         config.http.browser_max_age = 0;
         config.http.cdn_max_age = 0;
         config.routing.default_site = Some(SITE.into());
-        let shared = Arc::new(Shared::new(config, store, RoutingTable::default()));
+        let shared = Arc::new(Shared::new(
+            config,
+            store,
+            RoutingTable::default(),
+            crate::metrics::Metrics::default(),
+            None,
+        ));
         let (events, _) = broadcast::channel(64);
         Ok(DevServer {
             listener,
@@ -135,7 +141,7 @@ impl DevServer {
         tokio::pin!(shutdown);
         let mut conns = tokio::task::JoinSet::new();
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 _ = &mut shutdown => break,
                 a = self.listener.accept() => match a {
                     Ok(a) => a,
@@ -149,10 +155,11 @@ impl DevServer {
             let shared = self.shared.clone();
             let state = self.state.clone();
             conns.spawn(async move {
+                let conn = crate::conn::ConnInfo::plain(peer);
                 let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                     let shared = shared.clone();
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(respond(req, shared, state).await) }
+                    async move { Ok::<_, Infallible>(respond(req, shared, state, conn).await) }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 if let Err(e) = builder
@@ -175,6 +182,7 @@ async fn respond(
     req: Request<hyper::body::Incoming>,
     shared: Arc<Shared>,
     state: Arc<DevState>,
+    conn: crate::conn::ConnInfo,
 ) -> Response<DevBody> {
     let path = req.uri().path();
     if let Some(rest) = path.strip_prefix(DEV_PREFIX) {
@@ -201,7 +209,9 @@ async fn respond(
             }
         };
     }
-    crate::handler::handle(req, shared).await.map(Either::Left)
+    crate::handler::handle(req, shared, conn)
+        .await
+        .map(Either::Left)
 }
 
 /// An event-stream response: the current errors first, then every event broadcast.

@@ -10,6 +10,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::conn::ConnInfo;
+use crate::events::{self, CacheUse};
 use crate::negotiate::{self, RangeResult};
 use crate::path;
 use crate::routing::{LiveDeploy, Route, ServedFile, SiteClass};
@@ -28,10 +30,15 @@ fn full(b: Bytes) -> Body {
     http_body_util::Either::Left(Full::new(b))
 }
 
-/// Handles one request, recording it in the metrics.
-pub(crate) async fn handle<B>(req: Request<B>, shared: Arc<Shared>) -> Response<Body> {
+/// Handles one request, recording it in the metrics and, when enabled, as an access
+/// event (queued, never waited for).
+pub(crate) async fn handle<B>(
+    req: Request<B>,
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+) -> Response<Body> {
     let start = Instant::now();
-    let (class, resp) = route_and_serve(&req, &shared).await;
+    let ((class, site, resp), cache) = events::track_cache(route_and_serve(&req, &shared)).await;
     let bytes = if req.method() == Method::HEAD {
         0
     } else {
@@ -39,9 +46,21 @@ pub(crate) async fn handle<B>(req: Request<B>, shared: Arc<Shared>) -> Response<
             .exact()
             .unwrap_or(0)
     };
-    shared
-        .metrics
-        .request(class, resp.status().as_u16(), bytes, start.elapsed());
+    let took = start.elapsed();
+    let status = resp.status().as_u16();
+    shared.metrics.request(class, status, bytes, took);
+    if let Some(ev) = &shared.events {
+        let served = events::Served {
+            start,
+            duration: took,
+            site,
+            status,
+            bytes,
+            cache,
+            content_type: resp.headers().get(header::CONTENT_TYPE).cloned(),
+        };
+        ev.emit(&req, &conn, served);
+    }
     resp
 }
 
@@ -62,13 +81,16 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     r
 }
 
-async fn route_and_serve<B>(req: &Request<B>, shared: &Arc<Shared>) -> (SiteClass, Response<Body>) {
+async fn route_and_serve<B>(
+    req: &Request<B>,
+    shared: &Arc<Shared>,
+) -> (SiteClass, Option<Arc<str>>, Response<Body>) {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return (SiteClass::Unknown, r);
+        return (SiteClass::Unknown, None, r);
     }
     // Static GETs take no body.
     let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
@@ -83,7 +105,7 @@ async fn route_and_serve<B>(req: &Request<B>, shared: &Arc<Shared>) -> (SiteClas
         );
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return (SiteClass::Unknown, r);
+        return (SiteClass::Unknown, None, r);
     }
     let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
         req.headers()
@@ -93,6 +115,7 @@ async fn route_and_serve<B>(req: &Request<B>, shared: &Arc<Shared>) -> (SiteClas
     if host.is_none() && req.version() == http::Version::HTTP_11 {
         return (
             SiteClass::Unknown,
+            None,
             plain(StatusCode::BAD_REQUEST, "Bad Request: no Host\n"),
         );
     }
@@ -101,9 +124,9 @@ async fn route_and_serve<B>(req: &Request<B>, shared: &Arc<Shared>) -> (SiteClas
         Route::Live(d, class) => (d, class),
         Route::Preview(site, id) => match shared.preview(&site.name, &id).await {
             Some(d) => (d, SiteClass::Preview),
-            None => return (SiteClass::Unknown, not_found_neutral()),
+            None => return (SiteClass::Unknown, None, not_found_neutral()),
         },
-        Route::Host(target) => {
+        Route::Host(target, site) => {
             let policy = shared.policy.load();
             let path = path::normalize(req.uri().path())
                 .map(|p| path::encode(&p))
@@ -115,17 +138,22 @@ async fn route_and_serve<B>(req: &Request<B>, shared: &Arc<Shared>) -> (SiteClas
             }
             return (
                 SiteClass::Site,
+                Some(site),
                 redirect(StatusCode::MOVED_PERMANENTLY, &loc),
             );
         }
-        Route::Unknown => return (SiteClass::Unknown, not_found_neutral()),
+        Route::Unknown => return (SiteClass::Unknown, None, not_found_neutral()),
     };
     let Ok(path) = path::normalize(req.uri().path()) else {
-        return (class, plain(StatusCode::BAD_REQUEST, "Bad Request\n"));
+        return (
+            class,
+            Some(deploy.site.clone()),
+            plain(StatusCode::BAD_REQUEST, "Bad Request\n"),
+        );
     };
     let policy = shared.policy.load();
     let resp = serve_site(req, shared, &policy, &deploy, &path).await;
-    (class, resp)
+    (class, Some(deploy.site.clone()), resp)
 }
 
 /// The 404 for hosts the node does not serve: the same bytes whatever the host.
@@ -488,6 +516,7 @@ async fn send_body(
     } else if enc_len > shared.blobs.max_object() {
         // Too large to cache: streamed from disk, never held whole in memory.
         shared.metrics.cache_miss();
+        events::note_cache(CacheUse::Miss);
         let (start, len) = match range {
             RangeResult::Partial(s, e) => {
                 status = StatusCode::PARTIAL_CONTENT;
@@ -514,6 +543,11 @@ async fn send_body(
         let cached = shared
             .blobs
             .get_cached(&file.hash, variant, &shared.metrics);
+        events::note_cache(if cached.is_some() {
+            CacheUse::Hit
+        } else {
+            CacheUse::Miss
+        });
         let read = async {
             match cached {
                 Some(b) => Ok(Ok(b)),

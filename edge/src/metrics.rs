@@ -1,7 +1,9 @@
 //! Counters for the admin listener's Prometheus `/metrics`: requests by status class and
-//! site class, bytes, cache hits and misses, a latency histogram, connections.
+//! site class, bytes, cache hits and misses, a latency histogram, connections, and the
+//! access-event pipeline (emitted, delivered/spooled/dropped per sink, sink errors).
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -30,6 +32,71 @@ pub struct Metrics {
     open_connections: AtomicI64,
     rejected_connections: AtomicU64,
     timeouts: AtomicU64,
+    pub(crate) events: Arc<EventCounters>,
+}
+
+/// Index of the file sink in [`EventCounts::sinks`].
+pub const SINK_FILE: usize = 0;
+/// Index of the NATS sink in [`EventCounts::sinks`].
+pub const SINK_NATS: usize = 1;
+/// Index of the ClickHouse sink in [`EventCounts::sinks`].
+pub const SINK_CLICKHOUSE: usize = 2;
+const SINK_NAMES: [&str; 3] = ["file", "nats", "clickhouse"];
+
+/// Counters of the access-event pipeline, shared with the events thread.
+#[derive(Default)]
+pub(crate) struct EventCounters {
+    emitted: AtomicU64,
+    queue_dropped: AtomicU64,
+    delivered: [AtomicU64; 3],
+    spooled: [AtomicU64; 3],
+    dropped: [AtomicU64; 3],
+    errors: [AtomicU64; 3],
+}
+
+impl EventCounters {
+    pub(crate) fn emitted_n(&self, n: u64) {
+        self.emitted.fetch_add(n, Relaxed);
+    }
+    pub(crate) fn queue_dropped(&self) {
+        self.queue_dropped.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn delivered(&self, sink: usize, n: u64) {
+        self.delivered[sink].fetch_add(n, Relaxed);
+    }
+    pub(crate) fn spooled(&self, sink: usize, n: u64) {
+        self.spooled[sink].fetch_add(n, Relaxed);
+    }
+    pub(crate) fn dropped(&self, sink: usize, n: u64) {
+        self.dropped[sink].fetch_add(n, Relaxed);
+    }
+    pub(crate) fn sink_error(&self, sink: usize) {
+        self.errors[sink].fetch_add(1, Relaxed);
+    }
+}
+
+/// A snapshot of the access-event counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventCounts {
+    /// Events recorded by requests (counted when the batcher takes them).
+    pub emitted: u64,
+    /// Events dropped because the queue was full.
+    pub queue_dropped: u64,
+    /// Per sink ([`SINK_FILE`], [`SINK_NATS`], [`SINK_CLICKHOUSE`]).
+    pub sinks: [SinkCounts; 3],
+}
+
+/// One sink's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkCounts {
+    /// Events the sink accepted (written, acknowledged, inserted).
+    pub delivered: u64,
+    /// Events written to the sink's spool.
+    pub spooled: u64,
+    /// Events dropped because the spool was full (or unwritable).
+    pub dropped: u64,
+    /// Failed deliveries (each retried).
+    pub errors: u64,
 }
 
 impl Metrics {
@@ -80,6 +147,25 @@ impl Metrics {
 
     pub(crate) fn timeout(&self) {
         self.timeouts.fetch_add(1, Relaxed);
+    }
+
+    /// The access-event counters.
+    pub fn events(&self) -> EventCounts {
+        let e = &self.events;
+        let mut sinks = [SinkCounts::default(); 3];
+        for (i, s) in sinks.iter_mut().enumerate() {
+            *s = SinkCounts {
+                delivered: e.delivered[i].load(Relaxed),
+                spooled: e.spooled[i].load(Relaxed),
+                dropped: e.dropped[i].load(Relaxed),
+                errors: e.errors[i].load(Relaxed),
+            };
+        }
+        EventCounts {
+            emitted: e.emitted.load(Relaxed),
+            queue_dropped: e.queue_dropped.load(Relaxed),
+            sinks,
+        }
     }
 
     /// Currently open client connections.
@@ -160,6 +246,51 @@ impl Metrics {
             self.latency_sum_ns.load(Relaxed) as f64 / 1e9
         );
         let _ = writeln!(s, "qpage_request_duration_seconds_count {cumulative}");
+        let ev = self.events();
+        counter(
+            &mut s,
+            "qpage_events_emitted_total",
+            "Access events recorded by requests (counted when the batcher takes them).",
+            ev.emitted,
+        );
+        s.push_str("# HELP qpage_events_dropped_total Access events dropped: queue full (sink=\"queue\") or a sink's spool full.\n# TYPE qpage_events_dropped_total counter\n");
+        let _ = writeln!(
+            s,
+            "qpage_events_dropped_total{{sink=\"queue\"}} {}",
+            ev.queue_dropped
+        );
+        for (i, name) in SINK_NAMES.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "qpage_events_dropped_total{{sink=\"{name}\"}} {}",
+                ev.sinks[i].dropped
+            );
+        }
+        let per_sink =
+            |s: &mut String, metric: &str, help: &str, f: &dyn Fn(&SinkCounts) -> u64| {
+                let _ = writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} counter");
+                for (i, name) in SINK_NAMES.iter().enumerate() {
+                    let _ = writeln!(s, "{metric}{{sink=\"{name}\"}} {}", f(&ev.sinks[i]));
+                }
+            };
+        per_sink(
+            &mut s,
+            "qpage_events_delivered_total",
+            "Access events accepted by a sink.",
+            &|c| c.delivered,
+        );
+        per_sink(
+            &mut s,
+            "qpage_events_spooled_total",
+            "Access events spooled to disk while a sink was down or slow.",
+            &|c| c.spooled,
+        );
+        per_sink(
+            &mut s,
+            "qpage_events_sink_errors_total",
+            "Failed deliveries to a sink (each retried).",
+            &|c| c.errors,
+        );
         for (name, help, v) in extra {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }

@@ -26,6 +26,39 @@ use crate::store::{
     is_hash, write_atomic,
 };
 
+/// Blobs held by a committed deploy (the site's live one), by hash: their content type
+/// and the sizes of their Brotli and gzip variants. Such a blob cannot be collected
+/// while that deploy exists, so begin and finalize trust this instead of asking the
+/// filesystem about each of a large site's files again.
+#[derive(Debug, Default)]
+pub struct KnownBlobs(HashMap<std::sync::Arc<str>, (String, Option<u64>, Option<u64>)>);
+
+impl KnownBlobs {
+    /// Records a stored blob with its content type and variant sizes.
+    pub fn insert(
+        &mut self,
+        hash: std::sync::Arc<str>,
+        content_type: &str,
+        br: Option<u64>,
+        gz: Option<u64>,
+    ) {
+        self.0.insert(hash, (content_type.to_string(), br, gz));
+    }
+
+    fn has(&self, hash: &str) -> bool {
+        self.0.contains_key(hash)
+    }
+
+    /// The variant sizes of a known blob stored under the same content type (variants
+    /// depend on the type).
+    fn variants(&self, hash: &str, content_type: &str) -> Option<(Option<u64>, Option<u64>)> {
+        self.0
+            .get(hash)
+            .filter(|(ct, _, _)| ct == content_type)
+            .map(|(_, br, gz)| (*br, *gz))
+    }
+}
+
 /// Limits applied to a manifest sent to the publish API.
 #[derive(Debug, Clone, Copy)]
 pub struct ManifestLimits {
@@ -333,6 +366,7 @@ impl Store {
         &self,
         site: &str,
         files: BTreeMap<String, PendingFile>,
+        known: &KnownBlobs,
     ) -> Result<(DeployId, bool, Vec<String>)> {
         self.site_config(site)?;
         let id = pending_id_of(&files);
@@ -341,6 +375,7 @@ impl Store {
         }
         let missing: BTreeSet<String> = files
             .values()
+            .filter(|f| !known.has(&f.sha256))
             .filter(|f| !self.blob_path(&f.sha256, Variant::Identity).exists())
             .map(|f| f.sha256.clone())
             .collect();
@@ -450,8 +485,9 @@ impl Store {
 
     /// Finishes a pending deploy: every blob must be stored; rule files must parse;
     /// variants are made; the manifest is committed and the pending record removed.
-    /// Does not activate. Finalizing an existing deploy is a no-op.
-    pub fn finish_deploy(&self, site: &str, id: &DeployId) -> Result<Deploy> {
+    /// Does not activate. Finalizing an existing deploy is a no-op. Blobs in `known`
+    /// are not looked up again.
+    pub fn finish_deploy(&self, site: &str, id: &DeployId, known: &KnownBlobs) -> Result<Deploy> {
         if self.deploy_path(site, id).exists() {
             return self.deploy(site, id);
         }
@@ -459,6 +495,7 @@ impl Store {
         let missing: BTreeSet<&str> = pending
             .files
             .values()
+            .filter(|f| !known.has(&f.sha256))
             .filter(|f| !self.blob_path(&f.sha256, Variant::Identity).exists())
             .map(|f| f.sha256.as_str())
             .collect();
@@ -484,7 +521,10 @@ impl Store {
         }
         let mut entries = BTreeMap::new();
         for (path, f) in &pending.files {
-            let (br, gz) = self.ensure_variants(&f.sha256, &f.content_type)?;
+            let (br, gz) = match known.variants(&f.sha256, &f.content_type) {
+                Some(v) => v,
+                None => self.ensure_variants(&f.sha256, &f.content_type)?,
+            };
             entries.insert(
                 path.clone(),
                 FileEntry {
@@ -496,10 +536,10 @@ impl Store {
                 },
             );
         }
-        self.commit_deploy(site, id, entries)?;
+        let deploy = self.commit_deploy(site, id, entries)?;
         let pp = self.pending_path(site, id);
         let _ = std::fs::remove_file(&pp);
-        self.deploy(site, id)
+        Ok(deploy)
     }
 
     /// A site's deploys, oldest first (by import time, then by file time).

@@ -210,8 +210,8 @@ pub(crate) enum Route {
     Live(Arc<LiveDeploy>, SiteClass),
     /// Serve a given deploy of a site (preview host).
     Preview(Arc<SiteEntry>, DeployId),
-    /// Redirect to this host (www/apex policy).
-    Host(String),
+    /// Redirect to this host (www/apex policy) of this site.
+    Host(String, Arc<str>),
     /// Nothing here: neutral 404.
     Unknown,
 }
@@ -251,6 +251,55 @@ pub(crate) struct RoutingTable {
     pub epoch: u64,
 }
 
+/// Reads one site from the store: its settings and its live deploy (reused from
+/// `previous` when unchanged). `None` when the site's settings cannot be read; a live
+/// deploy that fails to load is logged and the site routed without one.
+fn load_site(
+    store: &Store,
+    name: &str,
+    previous: Option<&RoutingTable>,
+    interner: &mut Interner,
+) -> Option<Arc<SiteEntry>> {
+    let site_cfg = match store.site_config(name) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(site = %name, error = %e, "site left out of routing");
+            return None;
+        }
+    };
+    let live = match store.live(name) {
+        Ok(Some(id)) => {
+            let reuse = previous
+                .and_then(|p| p.sites.get(name))
+                .and_then(|s| s.live.clone())
+                .filter(|d| d.id == id);
+            match reuse {
+                Some(d) => Some(d),
+                None => match store
+                    .deploy(name, &id)
+                    .and_then(|d| LiveDeploy::load(store, d, interner))
+                {
+                    Ok(d) => Some(Arc::new(d)),
+                    Err(e) => {
+                        tracing::warn!(site = %name, error = %e, "live deploy not loaded");
+                        None
+                    }
+                },
+            }
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(site = %name, error = %e, "live pointer unreadable");
+            None
+        }
+    };
+    Some(Arc::new(SiteEntry {
+        name: Arc::from(name),
+        config: site_cfg,
+        live,
+    }))
+}
+
 impl RoutingTable {
     /// Loads the table from the store, reusing deploys of `previous` that did not change.
     /// A site that fails to load is logged and left out; the rest still serve.
@@ -273,55 +322,9 @@ impl RoutingTable {
             ..RoutingTable::default()
         };
         for name in store.list_sites()? {
-            let site_cfg = match store.site_config(&name) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(site = %name, error = %e, "site left out of routing");
-                    continue;
-                }
-            };
-            let live = match store.live(&name) {
-                Ok(Some(id)) => {
-                    let reuse = previous
-                        .and_then(|p| p.sites.get(&name))
-                        .and_then(|s| s.live.clone())
-                        .filter(|d| d.id == id);
-                    match reuse {
-                        Some(d) => Some(d),
-                        None => match store
-                            .deploy(&name, &id)
-                            .and_then(|d| LiveDeploy::load(store, d, &mut interner))
-                        {
-                            Ok(d) => Some(Arc::new(d)),
-                            Err(e) => {
-                                tracing::warn!(site = %name, error = %e, "live deploy not loaded");
-                                None
-                            }
-                        },
-                    }
-                }
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!(site = %name, error = %e, "live pointer unreadable");
-                    None
-                }
-            };
-            let entry = Arc::new(SiteEntry {
-                name: Arc::from(name.as_str()),
-                config: site_cfg,
-                live,
-            });
-            for host in entry.config.hosts.iter().chain(entry.config.aliases.iter()) {
-                let Some(h) = normalize_host(host) else {
-                    continue;
-                };
-                if let Some(other) = table.hosts.get(&h) {
-                    tracing::warn!(host = %h, kept = %other.name, ignored = %name, "host routed to two sites");
-                    continue;
-                }
-                table.hosts.insert(h, entry.clone());
+            if let Some(entry) = load_site(store, &name, previous, &mut interner) {
+                table.insert(entry);
             }
-            table.sites.insert(name, entry);
         }
         Ok(table)
     }
@@ -339,6 +342,58 @@ impl RoutingTable {
         };
         table.sites.insert(name.to_string(), entry);
         table
+    }
+
+    /// The site a host (normalized) is routed to, by its hosts and aliases only.
+    pub(crate) fn site_for_host(&self, host: &str) -> Option<&Arc<SiteEntry>> {
+        self.hosts.get(host)
+    }
+
+    /// Every routed host and alias (the names certificates may be ordered for).
+    pub(crate) fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.hosts.keys().map(String::as_str)
+    }
+
+    /// A copy of this table with one site re-read from the store (its settings and its
+    /// live deploy; gone if the site was deleted), everything else shared: what an
+    /// activation needs, without reading every site of a node that holds thousands.
+    /// The copy keeps this table's epoch.
+    pub(crate) fn with_site_reloaded(&self, store: &Store, name: &str) -> RoutingTable {
+        let mut table = RoutingTable {
+            hosts: self.hosts.clone(),
+            sites: self.sites.clone(),
+            preview_domains: self.preview_domains.clone(),
+            default_site: self.default_site.clone(),
+            epoch: self.epoch,
+        };
+        if table.sites.remove(name).is_some() {
+            table.hosts.retain(|_, e| &*e.name != name);
+        }
+        let mut interner = Interner::default();
+        if let Some(entry) = load_site(store, name, Some(self), &mut interner) {
+            table.insert(entry);
+        }
+        table
+    }
+
+    /// Adds a site and its hosts; a host already routed to another site stays there.
+    fn insert(&mut self, entry: Arc<SiteEntry>) {
+        for host in entry.config.hosts.iter().chain(entry.config.aliases.iter()) {
+            let Some(h) = normalize_host(host) else {
+                continue;
+            };
+            if let Some(other) = self.hosts.get(&h) {
+                tracing::warn!(host = %h, kept = %other.name, ignored = %entry.name, "host routed to two sites");
+                continue;
+            }
+            self.hosts.insert(h, entry.clone());
+        }
+        self.sites.insert(entry.name.to_string(), entry);
+    }
+
+    /// The live deploy of a site, by name.
+    pub(crate) fn live_deploy(&self, site: &str) -> Option<Arc<LiveDeploy>> {
+        self.sites.get(site).and_then(|s| s.live.clone())
     }
 
     /// Number of sites.
@@ -362,13 +417,13 @@ impl RoutingTable {
                     if let Some(apex) = host.strip_prefix("www.")
                         && has(apex)
                     {
-                        return Route::Host(apex.to_string());
+                        return Route::Host(apex.to_string(), site.name.clone());
                     }
                 }
                 WwwPolicy::Www => {
                     let www = format!("www.{host}");
                     if !host.starts_with("www.") && has(&www) {
-                        return Route::Host(www);
+                        return Route::Host(www, site.name.clone());
                     }
                 }
                 WwwPolicy::Off => {}
@@ -421,7 +476,7 @@ impl RoutingTable {
 }
 
 /// The routing key of a raw Host, without allocating when it is already normal.
-fn host_key(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+pub(crate) fn host_key(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
     let b = raw.as_bytes();
     let plain = !b.is_empty()
         && b.len() <= 253

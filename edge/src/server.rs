@@ -1,6 +1,7 @@
 //! The listeners: accepts connections under the total and per-IP caps, serves them
-//! with hyper (HTTP/1.1 and h2c) under header, idle and write timeouts, runs the admin
-//! listener, polls the store for routing changes, and drains on shutdown.
+//! with hyper (HTTP/1.1 and h2c; HTTPS through [`crate::tls`]) under header, idle and
+//! write timeouts, runs the admin listener, polls the store for routing changes, and
+//! drains on shutdown.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,8 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::admin;
 use crate::config::EdgeConfig;
+use crate::conn::ConnInfo;
 use crate::error::{EdgeError, Result};
-use crate::handler;
 use crate::routing::RoutingTable;
 use crate::state::Shared;
 use crate::store::Store;
@@ -29,6 +30,7 @@ use crate::store::Store;
 pub struct Server {
     listener: TcpListener,
     admin: Option<TcpListener>,
+    tls: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -73,11 +75,32 @@ impl Server {
         } else {
             Some(bind_tcp(&config.admin).await?)
         };
-        let shared = Arc::new(Shared::new(config, store, table));
+        let tls_listener = if config.tls.enabled() {
+            let cfg = config.clone();
+            let tls = tokio::task::spawn_blocking(move || crate::tls::Tls::new(&cfg))
+                .await
+                .map_err(|e| EdgeError::Config(format!("loading certificates: {e}")))??;
+            let l = bind_tcp(&config.tls.listen).await?;
+            let port = l.local_addr().map(|a| a.port()).unwrap_or(443);
+            tls.set_listen_port(&config.tls, port);
+            Some((l, Arc::new(tls)))
+        } else {
+            None
+        };
+        let metrics = crate::metrics::Metrics::default();
+        let events =
+            crate::events::Events::start(&config.events, &config.data_dir, metrics.events.clone())
+                .map_err(|e| EdgeError::Config(format!("starting access events: {e}")))?;
+        let shared = Arc::new(Shared::new(config, store, table, metrics, events));
         shared.api.init(&shared.config.load().api, &shared.store)?;
+        let tls = tls_listener.map(|(l, t)| {
+            let _ = shared.tls.set(t);
+            l
+        });
         Ok(Server {
             listener,
             admin,
+            tls,
             shared,
         })
     }
@@ -88,6 +111,11 @@ impl Server {
             addr: "public listener".into(),
             source: e,
         })
+    }
+
+    /// Address of the HTTPS listener, if TLS is on.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Address of the admin listener, if enabled.
@@ -108,6 +136,7 @@ impl Server {
         let Server {
             listener,
             admin,
+            tls: tls_listener,
             shared,
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -124,14 +153,18 @@ impl Server {
             shared.clone(),
             stop_rx.clone(),
         )));
+        if let Some(acme) = shared.tls.get().and_then(|t| t.acme.clone()) {
+            tasks.push(tokio::spawn(acme.run(shared.clone(), stop_rx.clone())));
+        }
 
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let limiter = Arc::new(IpLimiter::default());
         tokio::pin!(shutdown);
         loop {
-            let accepted = tokio::select! {
+            let (accepted, secure) = tokio::select! {
                 _ = &mut shutdown => break,
-                a = listener.accept() => a,
+                a = listener.accept() => (a, false),
+                a = accept_opt(tls_listener.as_ref()) => (a, true),
             };
             let (stream, peer) = match accepted {
                 Ok(a) => a,
@@ -161,6 +194,11 @@ impl Server {
             let deadline = Duration::from_millis(limits.response_deadline_ms);
             let first_byte = Duration::from_millis(limits.header_read_timeout_ms);
             drop(cfg);
+            let tls = if secure {
+                shared.tls.get().cloned()
+            } else {
+                None
+            };
             let sh = shared.clone();
             let watcher = graceful.watcher();
             let mut stop = stop_rx.clone();
@@ -175,16 +213,45 @@ impl Server {
                 };
                 if matches!(first, Some(Ok(n)) if n > 0) {
                     let service_shared = sh.clone();
-                    let service = service_fn(move |req| {
-                        let sh = service_shared.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handler::handle(req, sh).await) }
-                    });
-                    let io = TokioIo::new(
-                        StallTimeout::new(stream, write_timeout).with_deadline(deadline),
-                    );
-                    let conn = builder.serve_connection(io, service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    let io = StallTimeout::new(stream, write_timeout).with_deadline(deadline);
+                    match tls {
+                        None => {
+                            let service = service_fn(move |req| {
+                                let sh = service_shared.clone();
+                                async move {
+                                    Ok::<_, std::convert::Infallible>(
+                                        crate::tls::http_front(req, sh, ConnInfo::plain(peer))
+                                            .await,
+                                    )
+                                }
+                            });
+                            let conn = builder.serve_connection(TokioIo::new(io), service);
+                            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                            }
+                        }
+                        Some(tls) => match tls.accept(io, &sh).await {
+                            Ok((io, info)) => {
+                                let conn_info = ConnInfo::tls(peer, info.version);
+                                let service = service_fn(move |req| {
+                                    let sh = service_shared.clone();
+                                    let info = info.clone();
+                                    async move {
+                                        Ok::<_, std::convert::Infallible>(
+                                            crate::tls::https_front(req, info, sh, conn_info).await,
+                                        )
+                                    }
+                                });
+                                let conn = builder.serve_connection(TokioIo::new(io), service);
+                                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                                }
+                            }
+                            Err(crate::tls::AcceptError::Timeout) => sh.metrics.timeout(),
+                            Err(e) => {
+                                tracing::debug!(peer = %peer, error = %e, "TLS connection not served")
+                            }
+                        },
                     }
                 } else {
                     sh.metrics.timeout();
@@ -207,7 +274,18 @@ impl Server {
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
         }
+        if let Some(events) = &shared.events {
+            events.shutdown().await;
+        }
         Ok(())
+    }
+}
+
+/// Accepts on the HTTPS listener, or never when there is none.
+async fn accept_opt(l: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }
 

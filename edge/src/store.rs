@@ -82,6 +82,24 @@ pub struct SiteConfig {
     pub aliases: Vec<String>,
     /// The www/apex redirect policy.
     pub www: WwwPolicy,
+    /// HTTPS behaviour (when the node has TLS on).
+    pub https: HttpsPolicy,
+}
+
+/// `[https]` of `site.toml`: how a site treats plain HTTP, and HSTS. Only applies when
+/// the node's HTTPS listener is on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpsPolicy {
+    /// Serve plain HTTP as it is instead of redirecting it to HTTPS.
+    pub allow_http: bool,
+    /// `Strict-Transport-Security` max-age in seconds on HTTPS responses; 0 (the
+    /// default) sends no HSTS header. HSTS is opt-in: browsers remember it.
+    pub hsts_max_age: u64,
+    /// Adds `includeSubDomains` to the HSTS header.
+    pub hsts_include_subdomains: bool,
+    /// Adds `preload` to the HSTS header.
+    pub hsts_preload: bool,
 }
 
 /// One file of a deploy.
@@ -185,12 +203,19 @@ impl Store {
     }
 
     pub(crate) fn bump_epoch(&self) -> Result<()> {
+        self.bump_epoch_from().map(|_| ())
+    }
+
+    /// Bumps the epoch; returns the values before and after.
+    fn bump_epoch_from(&self) -> Result<(u64, u64)> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        let next = now.max(self.epoch() + 1);
-        write_atomic(&self.root.join("epoch"), next.to_string().as_bytes())
+        let prev = self.epoch();
+        let next = now.max(prev + 1);
+        write_atomic(&self.root.join("epoch"), next.to_string().as_bytes())?;
+        Ok((prev, next))
     }
 
     /// Creates or replaces a site's `site.toml`. Hosts are normalized; a host already
@@ -417,37 +442,43 @@ impl Store {
         site: &str,
         id: &DeployId,
         entries: BTreeMap<String, FileEntry>,
-    ) -> Result<()> {
+    ) -> Result<Deploy> {
         let path = self
             .site_dir(site)
             .join("deploys")
             .join(format!("{}.json", id.as_str()));
-        if !path.exists() {
-            let created = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let deploy = Deploy {
-                id: id.clone(),
-                site: site.to_string(),
-                created,
-                files: entries,
-            };
-            let json =
-                serde_json::to_vec(&deploy).map_err(|e| EdgeError::Manifest(e.to_string()))?;
-            write_atomic(&path, &json)?;
+        if path.exists() {
+            return self.deploy(site, id);
         }
-        Ok(())
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let deploy = Deploy {
+            id: id.clone(),
+            site: site.to_string(),
+            created,
+            files: entries,
+        };
+        let json = serde_json::to_vec(&deploy).map_err(|e| EdgeError::Manifest(e.to_string()))?;
+        write_atomic(&path, &json)?;
+        Ok(deploy)
     }
 
     /// Makes `deploy` the live deploy of `site` (one atomic rename); also used to roll back.
     pub fn activate(&self, site: &str, deploy: &DeployId) -> Result<()> {
+        self.activate_epoch(site, deploy).map(|_| ())
+    }
+
+    /// [`Store::activate`], returning the store's epoch before and after the change, so
+    /// a server that applies the change itself can tell whether anything else changed.
+    pub(crate) fn activate_epoch(&self, site: &str, deploy: &DeployId) -> Result<(u64, u64)> {
         self.deploy(site, deploy)?;
         write_atomic(
             &self.site_dir(site).join("live"),
             deploy.as_str().as_bytes(),
         )?;
-        self.bump_epoch()
+        self.bump_epoch_from()
     }
 
     /// Writes a blob and, for compressible types, its Brotli and gzip variants, unless

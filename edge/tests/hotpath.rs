@@ -50,6 +50,7 @@ fn add_files_site(store: &Store) -> Files {
                 hosts: vec!["files.test".into()],
                 aliases: vec![],
                 www: WwwPolicy::Off,
+                https: Default::default(),
             },
         )
         .unwrap();
@@ -428,6 +429,7 @@ async fn precomputed_headers_follow_path_variant_and_policy() {
                 hosts: vec!["hdr.test".into()],
                 aliases: vec![],
                 www: WwwPolicy::Off,
+                https: Default::default(),
             },
         )
         .unwrap();

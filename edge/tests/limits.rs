@@ -171,6 +171,7 @@ async fn routing_changes_apply_without_restart() {
                 hosts: vec!["gamma.test".into()],
                 aliases: vec![],
                 www: WwwPolicy::Off,
+                https: Default::default(),
             },
         )
         .unwrap();
@@ -278,6 +279,7 @@ async fn a_client_that_stops_reading_is_cut_off() {
                 hosts: vec!["big.test".into()],
                 aliases: vec![],
                 www: WwwPolicy::Off,
+                https: Default::default(),
             },
         )
         .unwrap();

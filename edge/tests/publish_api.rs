@@ -127,6 +127,8 @@ async fn publish_goes_live_and_an_unchanged_republish_uploads_nothing() {
     write(&dist, "index.html", page("alpha v2 home").as_bytes());
     write(&dist, "assets/app.3f2a9c1b.css", CSS.repeat(10).as_bytes());
     write(&dist, "big.bin", &vec![7u8; 40_000]);
+    let first = f.store.live("alpha").unwrap().unwrap();
+    let before = f.store.deploy("alpha", &first).unwrap();
 
     let rep = publish(&dist, &opts(&run, "alpha", OP), quiet())
         .await
@@ -144,6 +146,13 @@ async fn publish_goes_live_and_an_unchanged_republish_uploads_nothing() {
     // Precompressed variants exist for the new HTML.
     let d = f.store.deploy("alpha", &rep.deploy).unwrap();
     assert!(d.files["/index.html"].br.is_some() && d.files["/index.html"].gz.is_some());
+    // The CSS's variants were known from the live deploy, not made again: same sizes.
+    let css = "/assets/app.3f2a9c1b.css";
+    assert!(d.files[css].br.is_some());
+    assert_eq!(
+        (d.files[css].br, d.files[css].gz),
+        (before.files[css].br, before.files[css].gz)
+    );
 
     let again = publish(&dist, &opts(&run, "alpha", OP), quiet())
         .await

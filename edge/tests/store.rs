@@ -19,6 +19,7 @@ fn site(store: &Store, name: &str, host: &str) {
                 hosts: vec![host.into()],
                 aliases: vec![],
                 www: WwwPolicy::Apex,
+                https: Default::default(),
             },
         )
         .unwrap();
@@ -169,6 +170,7 @@ fn sites_and_hosts_are_checked() {
         hosts: vec![h.into()],
         aliases: vec![],
         www: WwwPolicy::Apex,
+        https: Default::default(),
     };
     let e = f.store.put_site("other", &cfg("ALPHA.test.")).unwrap_err();
     assert!(matches!(e, EdgeError::HostTaken { .. }), "{e}");

@@ -79,6 +79,7 @@ pub fn fixture() -> Fixture {
                 hosts: vec!["alpha.test".into()],
                 aliases: vec!["www.alpha.test".into(), "alpha-alias.test".into()],
                 www: WwwPolicy::Apex,
+                https: Default::default(),
             },
         )
         .unwrap();
@@ -91,6 +92,7 @@ pub fn fixture() -> Fixture {
                 hosts: vec!["beta.test".into(), "www.beta.test".into()],
                 aliases: vec![],
                 www: WwwPolicy::Www,
+                https: Default::default(),
             },
         )
         .unwrap();

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Cost of access events: the qpage edge serving one 4 KiB page with events off, to
+# files, to NATS JetStream and to ClickHouse. Requests vary their user agent (12),
+# referrer and client address (5,000, as X-Forwarded-For from a trusted 127.0.0.1),
+# see clients.lua.
+#
+# The edge is pinned to core 0 with taskset; wrk, nats-server and ClickHouse share core
+# 1 (the sinks' own work is not charged to the edge, the edge's events thread is: it
+# runs in the edge's process). Modes run interleaved in rounds with the order rotated;
+# summarize.py reports medians with min-max spread and the overhead against "off", for
+# request rate and for the edge's CPU time per request (utime+stime of the whole
+# process from /proc, divided by the requests wrk completed). After each run the edge's
+# /metrics must show every request emitted and delivered, none dropped.
+#
+# Usage: benches/events/run.sh            (from the repository root)
+# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1
+#        QPAGE_NATS_SERVER=... (default: target/tools/pypi/bin/nats-server via scripts/lib.sh)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$ROOT/benches/events"
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-8}
+CONNS=${CONNS:-32}
+OUT=${OUT:-$ROOT/target/bench-events}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+MODES=(${MODES:-off file nats clickhouse})
+TICK=$(getconf CLK_TCK)
+PORT=18480
+ADMIN=19480
+
+cd "$ROOT"
+. scripts/lib.sh
+need_deb wrk wrk
+need_deb clickhouse-server clickhouse-server
+need_nats_server
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ -z "${SKIP_BUILD:-}" ]] && cargo build --release -p qpage-edge --example edge-serve
+EDGE="$TARGET/release/examples/edge-serve"
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- the site
+python3 "$ROOT/benches/edge/gen_files.py" "$WORK/site" >/dev/null
+DATA="$WORK/data"
+"$EDGE" add-site bench --host bench.test --data "$DATA" "$WORK/site" >/dev/null
+
+# --- the sinks, on the load core
+NATS_PORT=$(free_port)
+taskset -c "$LOAD_CPU" "$QPAGE_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
+PIDS+=($!)
+CH_PORT=$(free_port); CH_TCP=$(free_port); CH_INTER=$(free_port)
+mkdir -p "$WORK/ch"
+taskset -c "$LOAD_CPU" clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
+  --http_port="$CH_PORT" --tcp_port="$CH_TCP" --interserver_http_port="$CH_INTER" --listen_host=127.0.0.1 \
+  --path="$WORK/ch/data/" --tmp_path="$WORK/ch/tmp/" --user_files_path="$WORK/ch/uf/" \
+  --format_schema_path="$WORK/ch/fs/" --logger.log="$WORK/ch/log" --logger.errorlog="$WORK/ch/err" >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$CH_PORT/?query=SELECT%201" >/dev/null && break; sleep 0.1; done
+# The table exactly as docs/events.md defines it.
+python3 - "$ROOT/docs/events.md" >"$WORK/ddl.sql" <<'PY'
+import sys
+doc = open(sys.argv[1]).read()
+s = doc.index("```sql\n") + 7
+print(doc[s:doc.index("```", s)].strip().rstrip(";"))
+PY
+curl -sf "http://127.0.0.1:$CH_PORT/" --data-binary @"$WORK/ddl.sql"
+
+config() { # mode
+  cat <<TOML
+listen = "127.0.0.1:$PORT"
+admin = "127.0.0.1:$ADMIN"
+data_dir = "$DATA"
+workers = 1
+[limits]
+max_connections_per_ip = 100000
+[events]
+enabled = $([[ $1 == off ]] && echo false || echo true)
+node_id = "bench"
+trusted_proxies = ["127.0.0.1"]
+[events.file]
+enabled = $([[ $1 == file ]] && echo true || echo false)
+TOML
+  [[ $1 == nats ]] && printf '[events.nats]\nurl = "nats://127.0.0.1:%s"\n' "$NATS_PORT"
+  [[ $1 == clickhouse ]] && printf '[events.clickhouse]\nurl = "http://127.0.0.1:%s"\n' "$CH_PORT"
+  true
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print "nan" }'; }
+metric() { # name{labels}
+  curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'
+}
+
+HDRS=(-s "$HERE/clients.lua")
+URL="http://127.0.0.1:$PORT/small.html"
+
+echo -e "round\tmode\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\temitted\tdelivered\tdropped" >"$OUT/results.tsv"
+for round in $(seq 1 "$ROUNDS"); do
+  n=${#MODES[@]}
+  order=("${MODES[@]:$((round % n))}" "${MODES[@]:0:$((round % n))}")
+  for mode in "${order[@]}"; do
+    config "$mode" >"$WORK/edge.toml"
+    rm -rf "$DATA/events"
+    taskset -c "$SERVER_CPU" "$EDGE" serve --config "$WORK/edge.toml" >"$WORK/edge-$mode.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 200); do curl -sf -o /dev/null -H 'Host: bench.test' "$URL" && break; sleep 0.05; done
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "${HDRS[@]}" "$URL" >/dev/null
+    before=$(cpu_ticks "$pid")
+    log="$OUT/wrk-$round-$mode.txt"
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${HDRS[@]}" "$URL" >"$log"
+    after=$(cpu_ticks "$pid")
+    sleep 1 # the batcher's last tick and deliveries
+    rps=$(awk '/^Requests\/sec/ {print $2}' "$log")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$log")")
+    reqs=$(awk '/requests in/ {print $1}' "$log")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "$log"); non2xx=${non2xx:-0}
+    cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v r="$reqs" 'BEGIN { printf "%.2f", d / t * 1e6 / r }')
+    emitted=$(metric qpage_events_emitted_total)
+    case $mode in
+      off) delivered=0; dropped=0 ;;
+      *) delivered=$(metric "qpage_events_delivered_total{sink=\"$mode\"}")
+         q=$(metric 'qpage_events_dropped_total{sink="queue"}'); s=$(metric "qpage_events_dropped_total{sink=\"$mode\"}")
+         dropped=$((q + s)) ;;
+    esac
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo -e "$round\t$mode\t$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$emitted\t$delivered\t$dropped" | tee -a "$OUT/results.tsv"
+  done
+done
+python3 "$HERE/summarize.py" "$OUT/results.tsv" | tee "$OUT/summary.md"

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Medians (min-max) per events mode, and overhead against "off" (ratio of medians, and
+the median of the per-round ratios, since rounds share the machine's noise)."""
+import collections
+import statistics
+import sys
+
+rows = collections.defaultdict(list)
+by_round = collections.defaultdict(dict)
+with open(sys.argv[1]) as f:
+    header = f.readline().rstrip("\n").split("\t")
+    for line in f:
+        r = dict(zip(header, line.rstrip("\n").split("\t")))
+        rows[r["mode"]].append(r)
+        by_round[r["round"]][r["mode"]] = r
+
+
+def vals(rs, key):
+    return [float(r[key]) for r in rs if r[key] not in ("", "nan")]
+
+
+def med(rs, key, fmt):
+    v = vals(rs, key)
+    return f"{fmt.format(statistics.median(v))} ({fmt.format(min(v))}-{fmt.format(max(v))})" if v else "-"
+
+
+def paired(mode, key):
+    ratios = [float(rd[mode][key]) / float(rd["off"][key]) - 1
+              for rd in by_round.values() if mode in rd and "off" in rd]
+    if not ratios:
+        return "-"
+    return f"{statistics.median(ratios) * 100:+.1f}% ({min(ratios) * 100:+.1f}..{max(ratios) * 100:+.1f})"
+
+
+print("| events | req/s median (min-max) | p99 ms | CPU us/req | req/s vs off (per-round median, range) | CPU/req vs off (per-round median, range) | requests | emitted = delivered | dropped |")
+print("|---|---|---|---|---|---|---|---|---|")
+for mode in ["off", "file", "nats", "clickhouse"]:
+    rs = rows.get(mode)
+    if not rs:
+        continue
+    reqs = sum(int(r["requests"]) for r in rs)
+    ok = all(r["mode"] == "off" or (r["emitted"] == r["delivered"]) for r in rs)
+    dropped = sum(int(r["dropped"] or 0) for r in rs)
+    vs_rps = "-" if mode == "off" else paired(mode, "rps")
+    vs_cpu = "-" if mode == "off" else paired(mode, "cpu_us_per_req")
+    print(f"| {mode} | {med(rs, 'rps', '{:.0f}')} | {med(rs, 'p99_ms', '{:.2f}')} | "
+          f"{med(rs, 'cpu_us_per_req', '{:.2f}')} | {vs_rps} | {vs_cpu} | {reqs} | "
+          f"{'yes' if ok else 'NO'} | {dropped} |")

@@ -1,0 +1,337 @@
+//! Turns raw events into NDJSON lines (schema version [`SCHEMA_VERSION`], see
+//! docs/events.md) with a hand-written writer appending to one buffer: no
+//! intermediate strings, no serde. Assigns each event its id: a random per-process
+//! prefix and a sequence number, so ids are unique across nodes and restarts and
+//! increase in emission order within a process.
+
+use std::net::IpAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::SCHEMA_VERSION;
+use super::config::Cidr;
+use super::derive::{UaClass, UaClassifier, client_ip, referrer_host};
+use super::record::RawEvent;
+use super::visitor::Visitor;
+
+/// Longest path, host, content type or referrer host written (longer ones are cut).
+const MAX_FIELD: usize = 1024;
+
+/// The batcher's encoding state.
+pub(crate) struct Encoder {
+    prefix: [u8; 16],
+    seq: u64,
+    node: Vec<u8>,
+    trusted: Vec<Cidr>,
+    visitor: Visitor,
+    ua: UaClassifier,
+}
+
+/// A wall-clock reading taken once per batch: an event's time is this minus how long
+/// ago its request started, so requests never read the wall clock.
+#[derive(Clone, Copy)]
+pub(crate) struct Clock {
+    wall_ms: u64,
+    /// Nanoseconds since the record buffers' base instant.
+    now_ns: u64,
+}
+
+impl Clock {
+    pub(crate) fn now(base: Instant) -> Clock {
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let d = base.elapsed();
+        Clock {
+            wall_ms,
+            now_ns: d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos()),
+        }
+    }
+
+    fn ms_of(&self, start_ns: u64) -> u64 {
+        self.wall_ms
+            .saturating_sub(self.now_ns.saturating_sub(start_ns) / 1_000_000)
+    }
+
+    pub(crate) fn wall_ms(&self) -> u64 {
+        self.wall_ms
+    }
+}
+
+impl Encoder {
+    pub(crate) fn new(node: &str, trusted: Vec<Cidr>, visitor: Visitor, prefix: u64) -> Encoder {
+        let mut p = [0u8; 16];
+        hex_u64(&mut p, prefix);
+        let mut n = Vec::new();
+        string(&mut n, node.as_bytes());
+        Encoder {
+            prefix: p,
+            seq: 0,
+            node: n,
+            trusted,
+            visitor,
+            ua: UaClassifier::new(prefix.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15),
+        }
+    }
+
+    /// Appends one event as a JSON line to `out`.
+    pub(crate) fn encode(&mut self, ev: &RawEvent<'_>, clock: &Clock, out: &mut Vec<u8>) {
+        self.seq += 1;
+        let ts = clock.ms_of(ev.start_ns);
+        let day = ts / 86_400_000;
+        let site = ev.site;
+        let ua = ev.user_agent;
+        let ip: IpAddr = if self.trusted.is_empty() {
+            ev.peer
+        } else {
+            client_ip(
+                ev.peer,
+                Some(ev.forwarded_for).filter(|v| !v.is_empty()),
+                Some(ev.forwarded).filter(|v| !v.is_empty()),
+                &self.trusted,
+            )
+        };
+        let visitor = &mut self.visitor;
+        let info = self.ua.get(ua, day, |u| visitor.ua_key(day, u));
+        let class = &info.class;
+        let visitor = self.visitor.hash(day, site, ip, info.key);
+
+        out.reserve(256 + ev.path.len() + ev.host.len() + ev.content_type.len());
+        out.extend_from_slice(b"{\"v\":");
+        uint(out, u64::from(SCHEMA_VERSION));
+        out.extend_from_slice(b",\"id\":\"");
+        let mut s = [0u8; 32];
+        s[..16].copy_from_slice(&self.prefix);
+        let mut q = [0u8; 16];
+        hex_u64(&mut q, self.seq);
+        s[16..].copy_from_slice(&q);
+        out.extend_from_slice(&s);
+        out.extend_from_slice(b"\",\"ts\":");
+        uint(out, ts);
+        out.extend_from_slice(b",\"node\":");
+        out.extend_from_slice(&self.node);
+        out.extend_from_slice(b",\"site\":\"");
+        // Site names are [a-z0-9-] (checked when a site is created).
+        out.extend_from_slice(site);
+        out.push(b'"');
+        out.extend_from_slice(b",\"host\":");
+        string(out, ev.host);
+        out.extend_from_slice(b",\"path\":");
+        string(out, ev.path);
+        out.extend_from_slice(b",\"status\":");
+        uint(out, u64::from(ev.status));
+        out.extend_from_slice(b",\"bytes\":");
+        uint(out, ev.bytes);
+        out.extend_from_slice(b",\"dur_us\":");
+        uint(out, ev.dur_us);
+        out.extend_from_slice(match ev.version {
+            0 => b",\"proto\":\"HTTP/0.9\",\"tls\":\"" as &[u8],
+            1 => b",\"proto\":\"HTTP/1.0\",\"tls\":\"",
+            2 => b",\"proto\":\"HTTP/1.1\",\"tls\":\"",
+            3 => b",\"proto\":\"HTTP/2\",\"tls\":\"",
+            4 => b",\"proto\":\"HTTP/3\",\"tls\":\"",
+            _ => b",\"proto\":\"other\",\"tls\":\"",
+        });
+        out.extend_from_slice(match ev.tls {
+            1 => b"TLSv1.2\",\"cache\":\"" as &[u8],
+            2 => b"TLSv1.3\",\"cache\":\"",
+            _ => b"\",\"cache\":\"",
+        });
+        out.extend_from_slice(match ev.cache {
+            1 => b"hit\",\"ctype\":" as &[u8],
+            2 => b"miss\",\"ctype\":",
+            _ => b"none\",\"ctype\":",
+        });
+        string(out, ev.content_type);
+        out.extend_from_slice(b",\"ref\":");
+        lower_string(out, referrer_host(ev.referer));
+        out.extend_from_slice(match class {
+            UaClass::Browser => b",\"ua\":\"browser\",\"bot\":" as &[u8],
+            UaClass::Bot(_) => b",\"ua\":\"bot\",\"bot\":",
+            UaClass::Other => b",\"ua\":\"other\",\"bot\":",
+        });
+        let bot = class.bot_name().as_bytes();
+        if bot.is_empty() {
+            out.extend_from_slice(b"\"\"");
+        } else {
+            string(out, bot);
+        }
+        out.extend_from_slice(b",\"visitor\":\"");
+        let mut v = [0u8; 16];
+        hex_u64(&mut v, visitor);
+        out.extend_from_slice(&v);
+        out.extend_from_slice(b"\"}\n");
+    }
+}
+
+fn hex_u64(out: &mut [u8; 16], v: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in v.to_be_bytes().iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+}
+
+fn uint(out: &mut Vec<u8>, v: u64) {
+    let mut b = itoa::Buffer::new();
+    out.extend_from_slice(b.format(v).as_bytes());
+}
+
+fn lower_string(out: &mut Vec<u8>, b: &[u8]) {
+    if b.iter().any(u8::is_ascii_uppercase) {
+        string(out, &b.to_ascii_lowercase());
+    } else {
+        string(out, b);
+    }
+}
+
+/// Whether `b` is printable ASCII without `"` or `\\` (eight bytes at a time).
+fn plain(b: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        let bad = (x & HI)
+            | (x.wrapping_sub(LO * 0x20) & !x & HI)
+            | zero(x ^ (LO * 0x22))
+            | zero(x ^ (LO * 0x5c))
+            | zero(x ^ (LO * 0x7f));
+        if bad != 0 {
+            return false;
+        }
+    }
+    // The tail, padded with a harmless byte.
+    let r = chunks.remainder();
+    let mut w = [b'a'; 8];
+    w[..r.len()].copy_from_slice(r);
+    let x = u64::from_le_bytes(w);
+    let bad = (x & HI)
+        | (x.wrapping_sub(LO * 0x20) & !x & HI)
+        | zero(x ^ (LO * 0x22))
+        | zero(x ^ (LO * 0x5c))
+        | zero(x ^ (LO * 0x7f));
+    bad == 0
+}
+
+/// A JSON string of `b` (cut to [`MAX_FIELD`] bytes); invalid UTF-8 becomes U+FFFD.
+fn string(out: &mut Vec<u8>, b: &[u8]) {
+    let b = &b[..b.len().min(MAX_FIELD)];
+    out.push(b'"');
+    if plain(b) {
+        out.extend_from_slice(b);
+    } else {
+        escape(out, b);
+    }
+    out.push(b'"');
+}
+
+#[cold]
+fn escape(out: &mut Vec<u8>, b: &[u8]) {
+    let s = String::from_utf8_lossy(b);
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = std::io::Write::write_fmt(out, format_args!("\\u{:04x}", c as u32));
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_valid_json() {
+        let mut out = Vec::new();
+        string(&mut out, b"a\"b\\c\n\x01\xff\xc3\xa9");
+        let v: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, "a\"b\\c\n\u{1}\u{fffd}é");
+    }
+
+    #[test]
+    fn plain_detection() {
+        assert!(plain(b"/some/long/path/name.html"));
+        for bad in [
+            &b"/some/long/pa\"h/x"[..],
+            b"/some/long/pa\\h",
+            b"0123456789\x01",
+            b"\x7f",
+            b"\xc3\xa9aaaaaaaaaaa",
+        ] {
+            assert!(!plain(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_event_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = Instant::now();
+        let clock = Clock::now(base);
+        let day = clock.wall_ms() / 86_400_000;
+        let visitor = Visitor::open(dir.path().join("salt"), day).unwrap();
+        let mut enc = Encoder::new("node-1", vec![], visitor, 0xabc);
+        let ev = || RawEvent {
+            start_ns: 0,
+            dur_us: 1234,
+            status: 200,
+            bytes: 42,
+            version: 2,
+            tls: 2,
+            cache: 1,
+            peer: "198.51.100.23".parse().unwrap(),
+            site: b"alpha",
+            host: b"alpha.test",
+            path: b"/a%20b/",
+            content_type: b"text/html; charset=utf-8",
+            referer: b"https://News.Example/x?y",
+            user_agent: b"Mozilla/5.0 (compatible; bingbot/2.0)",
+            forwarded_for: b"",
+            forwarded: b"",
+        };
+        let mut out = Vec::new();
+        enc.encode(&ev(), &Clock::now(base), &mut out);
+        enc.encode(&ev(), &Clock::now(base), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("198.51.100.23"));
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let e = &lines[0];
+        assert_eq!(e["v"], 1);
+        assert_eq!(e["id"], "0000000000000abc0000000000000001");
+        assert_eq!(lines[1]["id"], "0000000000000abc0000000000000002");
+        assert_eq!(e["node"], "node-1");
+        assert_eq!(e["site"], "alpha");
+        assert_eq!(e["host"], "alpha.test");
+        assert_eq!(e["path"], "/a%20b/");
+        assert_eq!(e["status"], 200);
+        assert_eq!(e["bytes"], 42);
+        assert_eq!(e["dur_us"], 1234);
+        assert_eq!(e["proto"], "HTTP/1.1");
+        assert_eq!(e["tls"], "TLSv1.3");
+        assert_eq!(e["cache"], "hit");
+        assert_eq!(e["ctype"], "text/html; charset=utf-8");
+        assert_eq!(e["ref"], "news.example");
+        assert_eq!(e["ua"], "bot");
+        assert_eq!(e["bot"], "Bingbot");
+        assert_eq!(e["visitor"].as_str().unwrap().len(), 16);
+        assert_eq!(e["visitor"], lines[1]["visitor"]);
+        let ts = e["ts"].as_u64().unwrap();
+        assert!(ts.abs_diff(clock.wall_ms()) < 5_000);
+    }
+}

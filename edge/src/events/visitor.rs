@@ -1,0 +1,162 @@
+//! The cookieless visitor hash: SipHash-1-3 keyed with a random 128-bit salt of the
+//! day (UTC) over site, client address and the user agent's own keyed hash (computed
+//! once per distinct user agent and day, and cached with its class). The salt is kept in
+//! `<events dir>/salt` (mode 0600) so a restart keeps the day's hashes stable; at the
+//! first event of a new day it is replaced by a fresh random one and the old one is
+//! overwritten, so hashes of different days cannot be linked. Client addresses are
+//! hashed here, in memory, and never written anywhere.
+
+use std::hash::Hasher;
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use siphasher::sip::SipHasher13;
+
+/// The current salt and the day it belongs to.
+pub(crate) struct Visitor {
+    path: PathBuf,
+    day: u64,
+    salt: [u8; 16],
+}
+
+/// Random bytes from the kernel.
+pub(crate) fn random<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b)
+}
+
+impl Visitor {
+    /// Loads today's salt from `path`, or makes one.
+    pub(crate) fn open(path: PathBuf, today: u64) -> std::io::Result<Visitor> {
+        let mut v = Visitor {
+            path,
+            day: u64::MAX,
+            salt: [0; 16],
+        };
+        if let Ok(text) = std::fs::read_to_string(&v.path)
+            && let Some((day, hex)) = text.trim().split_once(' ')
+            && day.parse() == Ok(today)
+            && let Some(salt) = unhex(hex)
+        {
+            v.day = today;
+            v.salt = salt;
+        } else {
+            v.rotate(today)?;
+        }
+        Ok(v)
+    }
+
+    fn rotate(&mut self, today: u64) -> std::io::Result<()> {
+        self.salt = random()?;
+        self.day = today;
+        let tmp = self.path.with_extension("tmp");
+        let text = format!("{today} {}\n", hex(&self.salt));
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+    }
+
+    fn ensure_day(&mut self, today: u64) {
+        if today != self.day
+            && let Err(e) = self.rotate(today)
+        {
+            // The new salt is in use even if it could not be saved.
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot save the visitor salt");
+        }
+    }
+
+    /// The keyed hash of a user agent on day `today` (cached per user agent by the caller).
+    pub(crate) fn ua_key(&mut self, today: u64, ua: &[u8]) -> u64 {
+        self.ensure_day(today);
+        let mut h = SipHasher13::new_with_key(&self.salt);
+        h.write(ua);
+        h.finish()
+    }
+
+    /// The visitor hash for a request on day `today` (days since the Unix epoch), with
+    /// `ua_key` from [`Visitor::ua_key`] for the same day.
+    pub(crate) fn hash(&mut self, today: u64, site: &[u8], ip: IpAddr, ua_key: u64) -> u64 {
+        self.ensure_day(today);
+        // One write of one buffer: site (at most 63 bytes), 0xff, address, user agent key.
+        let mut buf = [0u8; 64 + 1 + 16 + 8];
+        let n = site.len().min(64);
+        buf[..n].copy_from_slice(&site[..n]);
+        buf[n] = 0xff;
+        let ip = match ip.to_canonical() {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
+        buf[n + 1..n + 17].copy_from_slice(&ip);
+        buf[n + 17..n + 25].copy_from_slice(&ua_key.to_le_bytes());
+        let mut h = SipHasher13::new_with_key(&self.salt);
+        h.write(&buf[..n + 25]);
+        h.finish()
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salt_is_daily_and_kept_within_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("salt");
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let mut v = Visitor::open(path.clone(), 100).unwrap();
+        let ua = v.ua_key(100, b"ua");
+        let a = v.hash(100, b"alpha", ip, ua);
+        assert_eq!(a, v.hash(100, b"alpha", ip, ua));
+        assert_ne!(a, v.hash(100, b"beta", ip, ua));
+        assert_ne!(a, v.hash(100, b"alpha", "203.0.113.8".parse().unwrap(), ua));
+        let ub = v.ua_key(100, b"ub");
+        assert_ne!(a, v.hash(100, b"alpha", ip, ub));
+        // A restart the same day keeps the salt.
+        let mut again = Visitor::open(path.clone(), 100).unwrap();
+        assert_eq!(ua, again.ua_key(100, b"ua"));
+        assert_eq!(a, again.hash(100, b"alpha", ip, ua));
+        // The next day: a new salt, and the old one is gone from the file.
+        let old = std::fs::read_to_string(&path).unwrap();
+        let ua2 = again.ua_key(101, b"ua");
+        assert_ne!(ua, ua2);
+        let b = again.hash(101, b"alpha", ip, ua2);
+        assert_ne!(a, b);
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert!(new.starts_with("101 "));
+        assert_ne!(old.split(' ').nth(1), new.split(' ').nth(1));
+        // No address in the file.
+        assert!(!new.contains("203.0.113.7"));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}

@@ -28,6 +28,11 @@ use crate::render::{self, Job, RenderOptions, Renderer};
 use crate::site::Site;
 use crate::templates::{Templates, Theme};
 
+/// Output files (path, bytes) by what they belong to.
+type FilesBy = BTreeMap<String, Vec<(String, Arc<[u8]>)>>;
+/// A document read again: its file and the document (`None`: removed) or the errors.
+type Reread = (PathBuf, Result<Option<Document>, Vec<Diagnostic>>);
+
 /// How an update was carried out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -108,7 +113,7 @@ struct State {
     sitemap_files: Vec<(String, Arc<[u8]>)>,
     sitemap_stale: bool,
     /// Feed files by the listing they belong to.
-    feeds: BTreeMap<String, Vec<(String, Arc<[u8]>)>>,
+    feeds: FilesBy,
     /// Every output file as written.
     files: BTreeMap<String, Arc<[u8]>>,
     manifest: Manifest,
@@ -383,7 +388,7 @@ impl Session {
         let doc_paths: Vec<PathBuf> = doc_paths.into_iter().cloned().collect();
         {
             use rayon::prelude::*;
-            let read: Vec<(PathBuf, Result<Option<Document>, Vec<Diagnostic>>)> = doc_paths
+            let read: Vec<Reread> = doc_paths
                 .par_iter()
                 .map(|file| {
                     let full = site_dir.join(file);
@@ -914,11 +919,8 @@ fn render_jobs(
 }
 
 /// Feed files grouped by the listing they belong to (`/`, a section's or term's path).
-fn feeds_by_listing(
-    site: &Site,
-    only: Option<&HashSet<String>>,
-) -> BTreeMap<String, Vec<(String, Arc<[u8]>)>> {
-    let mut out: BTreeMap<String, Vec<(String, Arc<[u8]>)>> = BTreeMap::new();
+fn feeds_by_listing(site: &Site, only: Option<&HashSet<String>>) -> FilesBy {
+    let mut out: FilesBy = BTreeMap::new();
     for (path, bytes) in finish::feed_files_for(site, only) {
         let listing = format!(
             "/{}",
@@ -1015,10 +1017,10 @@ fn all_files(st: &State) -> Result<BTreeMap<String, Arc<[u8]>>, Vec<Diagnostic>>
             );
         }
     }
-    for (path, bytes) in sitemaps(st) {
+    for (path, bytes) in &st.sitemap_files {
         add(
-            path,
-            Arc::from(bytes),
+            path.clone(),
+            bytes.clone(),
             PathBuf::from("(generated index)"),
             &mut errors,
         );

@@ -60,9 +60,9 @@ TOML
   sleep 1
   kill -INT "$VPID"; wait "$VPID" 2>/dev/null || true; VPID=
   n=$(sed 's/.* handshakes=\([0-9]*\).*/\1/' <<<"$line")
-  ir=$(cat "$OUT"/callgrind-$certs.out* | awk '/^summary:/ {s+=$2} END {print s}')
+  ir=$(cat "$OUT"/callgrind-$certs.out* | awk '/^totals:/ {s+=$2} END {printf "%.0f", s}')
   echo -e "$certs\t$n\t$ir" >> "$OUT/ir.tsv"
-  echo "certs=$certs handshakes=$n instructions=$ir per_handshake=$((ir / n))" >&2
+  echo "certs=$certs handshakes=$n instructions=$ir" >&2
 done
 python3 - "$OUT/ir.tsv" <<'PY'
 import sys

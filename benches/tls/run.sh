@@ -11,7 +11,9 @@
 #    HEAD request (Connection: close) so session tickets are read; the server's CPU
 #    time per handshake (from /proc) is reported next to the rate.
 # 2. HTTPS requests/s against nginx with the same certificate and the same 4 KiB file:
-#    HTTP/1.1 with wrk (-t1 -cCONNS), HTTP/2 with h2load (-t1 -cCONNS -mSTREAMS).
+#    HTTP/1.1 with wrk (-t1 -cCONNS), HTTP/2 with h2load (-t1 -cCONNS -mSTREAMS). The
+#    run stops if any response is not a 2xx (both tools count requests answered with
+#    errors as requests).
 #
 # Servers are pinned to core SERVER_CPU with taskset (qpage with workers = 1, nginx with
 # one worker), the load generators to core LOAD_CPU. Runs are interleaved over ROUNDS
@@ -173,10 +175,18 @@ for round in $(seq 1 "$ROUNDS"); do
     if [[ $server == qpage ]]; then start_qpage "$(edge_toml "$WORK/data1" on)"; port=18443; else start_nginx; port=18444; fi
     url="https://127.0.0.1:$port/small.html"
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1 -H 'Host: bench.test' "$url" >/dev/null
-    r=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" -H 'Host: bench.test' "$url" | awk '/Requests\/sec/ {print $2}')
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" -H 'Host: bench.test' "$url")
+    r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    bad=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    [[ -n "$bad" ]] && { echo "wrk got $bad non-2xx responses from $server:" >&2; echo "$out" >&2; exit 1; }
     echo -e "h1-req/s\t$server\t$round\t$r\t" >> "$RES"
-    h=$(taskset -c "$LOAD_CPU" h2load -t1 -c"$CONNS" -m"$STREAMS" -D"$DURATION" --warm-up-time=1 \
-        -H 'host: bench.test' "$url" | awk '/^finished in/ {gsub(",","",$4); print $4}')
+    # h2load sends the SNI and :authority of the URL; --connect-to points it at loopback.
+    out=$(taskset -c "$LOAD_CPU" h2load -t1 -c"$CONNS" -m"$STREAMS" -D"$DURATION" --warm-up-time=1 \
+        --connect-to="127.0.0.1:$port" "https://bench.test:$port/small.html")
+    h=$(awk '/^finished in/ {print $4}' <<<"$out")
+    ok2=$(awk '/^status codes:/ {print $3}' <<<"$out")
+    done2=$(awk '/^requests:/ {print $6}' <<<"$out")
+    [[ "$ok2" != "$done2" ]] && { echo "h2load: not every response was 2xx from $server:" >&2; echo "$out" >&2; exit 1; }
     echo -e "h2-req/s\t$server\t$round\t$h\t" >> "$RES"
     echo "round $round $server: h1 $r req/s, h2 $h req/s" >&2
     stop_server

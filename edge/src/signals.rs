@@ -68,7 +68,7 @@ async fn run(opts: ServeOptions, cfg: EdgeConfig) -> Result<()> {
     let mut hup = sig(SignalKind::hangup())?;
     let server = Server::bind(cfg).await?;
     let addr = server.local_addr()?;
-    tracing::info!(%addr, admin = ?server.admin_addr(), "serving");
+    tracing::info!(%addr, https = ?server.tls_addr(), admin = ?server.admin_addr(), "serving");
     let handle = server.handle();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {

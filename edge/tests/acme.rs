@@ -243,3 +243,88 @@ async fn failed_challenge_keeps_the_old_certificate() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_account_binding_and_the_node_wide_limit() {
+    let f = common::fixture();
+    let (http, https) = (free_port(), free_port());
+    let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let pebble = Pebble::start_with(http, https, None, Some(("kid-1", key)));
+
+    // Without EAB credentials the server refuses the account: counted as a failure.
+    let mut cfg = acme_config(&f.data, http, https, &pebble);
+    cfg.tls.acme.eager = true;
+    cfg.tls.acme.max_orders_per_hour = 1;
+    let s = TlsRunning::start(cfg.clone()).await;
+    eventually(Duration::from_secs(20), "the refused account", || async {
+        s.metric(FAILED).await >= 1.0
+    })
+    .await;
+    // Five routed hosts, one order allowed per hour: the other four wait.
+    assert_eq!(
+        s.metric("qpage_acme_orders_started_total{reason=\"eager\"}")
+            .await,
+        1.0
+    );
+    assert!(s.metric("qpage_acme_rate_limited_total").await >= 4.0);
+    assert!(
+        !f.data.join("acme").read_dir().unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "json"))
+    );
+    s.stop().await;
+
+    // With them, the account is created and a certificate issued.
+    cfg.tls.acme.eab_kid = Some("kid-1".into());
+    cfg.tls.acme.eab_hmac_key = Some(key.into());
+    cfg.tls.acme.max_orders_per_hour = 250;
+    let s = TlsRunning::start(cfg).await;
+    eventually(Duration::from_secs(60), "certificates with EAB", || async {
+        s.metric(ISSUED).await >= 5.0
+    })
+    .await;
+    assert_eq!(mode(&account_file(&f.data)), 0o600);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_host_limit_holds_back_retries() {
+    let f = common::fixture();
+    let (http, https) = (free_port(), free_port());
+    // Validation goes to a port where nothing listens: every order fails.
+    let pebble = Pebble::start(free_port(), free_port(), None);
+    let mut cfg = acme_config(&f.data, http, https, &pebble);
+    cfg.tls.acme.eager = true;
+    cfg.tls.acme.backoff_initial_ms = 100;
+    cfg.tls.acme.max_orders_per_host_per_day = 1;
+    let s = TlsRunning::start(cfg).await;
+    eventually(
+        Duration::from_secs(30),
+        "the five failed orders",
+        || async { s.metric(FAILED).await >= 5.0 },
+    )
+    .await;
+    // The backoff (100 ms) passes, but each host has used its one order of the day.
+    eventually(Duration::from_secs(10), "retries held back", || async {
+        s.metric("qpage_acme_rate_limited_total").await >= 5.0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        s.metric("qpage_acme_orders_started_total{reason=\"eager\"}")
+            .await,
+        5.0
+    );
+    assert_eq!(s.metric(FAILED).await, 5.0);
+    assert_eq!(
+        s.metric("qpage_tls_certificates{state=\"missing\"}").await,
+        5.0
+    );
+    assert_eq!(
+        s.metric("qpage_tls_certificates{state=\"failing\"}").await,
+        5.0
+    );
+    s.stop().await;
+}

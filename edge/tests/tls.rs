@@ -301,6 +301,79 @@ async fn slow_handshakes_are_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_over_tls_batches_and_streams_large_bodies() {
+    let f = common::fixture();
+    let dist = f.data.parent().unwrap().join("gamma");
+    let big: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    common::write(&dist, "big.bin", &big);
+    common::write(&dist, "index.html", common::page("gamma home").as_bytes());
+    f.store
+        .put_site(
+            "gamma",
+            &qpage_edge::SiteConfig {
+                hosts: vec!["gamma.test".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let id = f.store.import_dir("gamma", &dist).unwrap();
+    f.store.activate("gamma", &id).unwrap();
+    let ca = TestCa::new("operator test CA");
+    let dir = f.data.parent().unwrap().to_path_buf();
+    let mut cfg = tls_config(&f.data);
+    // Bodies above 1 KiB are streamed from disk, chunk by chunk.
+    cfg.cache.max_object_bytes = 1024;
+    cfg.tls.certificates = vec![write_pair(
+        &dir,
+        "gamma",
+        &ca.leaf(&["gamma.test"], DAY, 30 * DAY),
+    )];
+    let s = TlsRunning::start(cfg).await;
+    let h2 = client_config(ca.roots(), &[b"h2"], BOTH);
+    let io = handshake(s.https, "gamma.test", h2).await.unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(io),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let mut send = send.clone();
+        let path = if i % 2 == 0 { "/big.bin" } else { "/" };
+        tasks.push(tokio::spawn(async move {
+            let req = http::Request::get(format!("https://gamma.test{path}"))
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let r = send.send_request(req).await.unwrap();
+            let status = r.status().as_u16();
+            let body = http_body_util::BodyExt::collect(r.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (path, status, body)
+        }));
+    }
+    for t in tasks {
+        let (path, status, body) = tokio::time::timeout(Duration::from_secs(20), t)
+            .await
+            .expect("every stream completes")
+            .unwrap();
+        assert_eq!(status, 200, "{path}");
+        if path == "/big.bin" {
+            assert_eq!(body.len(), big.len());
+            assert!(body[..] == big[..], "the streamed body arrives intact");
+        } else {
+            assert!(String::from_utf8_lossy(&body).contains("gamma home"));
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_events_carry_the_tls_version_and_protocol() {
     let f = common::fixture();
     let ca = TestCa::new("events test CA");

@@ -9,6 +9,7 @@
 
 pub(crate) mod acme;
 pub(crate) mod certs;
+mod coalesce;
 pub mod config;
 pub(crate) mod resolver;
 
@@ -30,6 +31,12 @@ use crate::handler::{self, Body};
 use crate::state::Shared;
 use certs::CertStore;
 use resolver::{ACME_TLS_ALPN, Challenges, Resolver};
+
+/// An accepted TLS connection as hyper sees it.
+pub(crate) type TlsIo<IO> = coalesce::Coalesce<TlsStream<IO>>;
+
+/// Bytes of HTTP/2 output gathered before they are encrypted and written.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// What the handshake of one HTTPS connection settled: for request handling (421) and
 /// for access events.
@@ -179,11 +186,14 @@ impl Tls {
     }
 
     /// Runs the TLS handshake of one connection (bounded by `handshake_timeout_ms`).
+    ///
+    /// HTTP/2 connections come back behind [`coalesce::Coalesce`], so responses
+    /// finished in the same turn leave in one TLS write.
     pub(crate) async fn accept<IO>(
         &self,
         io: IO,
         shared: &Arc<Shared>,
-    ) -> std::result::Result<(TlsStream<IO>, Arc<TlsInfo>), AcceptError>
+    ) -> std::result::Result<(TlsIo<IO>, Arc<TlsInfo>), AcceptError>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
@@ -199,7 +209,10 @@ impl Tls {
         if let Err(AcceptError::Handshake(_)) = &r {
             self.metrics.handshake_failures.fetch_add(1, Relaxed);
         }
-        r
+        r.map(|(s, info)| {
+            let cap = if info.alpn == "h2" { WRITE_BUFFER } else { 0 };
+            (coalesce::Coalesce::new(s, cap), info)
+        })
     }
 
     async fn handshake<IO>(

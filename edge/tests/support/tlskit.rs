@@ -287,6 +287,17 @@ impl Pebble {
     /// Starts Pebble validating HTTP-01 on `http_port` and TLS-ALPN-01 on `tls_port`
     /// of 127.0.0.1, issuing certificates valid for `validity` (Pebble's default when None).
     pub fn start(http_port: u16, tls_port: u16, validity: Option<Duration>) -> Pebble {
+        Self::start_with(http_port, tls_port, validity, None)
+    }
+
+    /// Like [`Pebble::start`]; with `eab` (key id, base64url HMAC key) Pebble requires
+    /// external account binding with that key.
+    pub fn start_with(
+        http_port: u16,
+        tls_port: u16,
+        validity: Option<Duration>,
+        eab: Option<(&str, &str)>,
+    ) -> Pebble {
         let pebble = tool("QPAGE_PEBBLE", "pebble", "sudo apt-get install -y pebble");
         let dns_bin = tool(
             "QPAGE_PEBBLE_CHALLTESTSRV",
@@ -317,6 +328,10 @@ impl Pebble {
         }});
         if let Some(v) = validity {
             cfg["pebble"]["certificateValidityPeriod"] = serde_json::json!(v.as_secs());
+        }
+        if let Some((kid, key)) = eab {
+            cfg["pebble"]["externalAccountBindingRequired"] = serde_json::json!(true);
+            cfg["pebble"]["externalAccountMACKeys"] = serde_json::json!({ kid: key });
         }
         std::fs::write(dir.path().join("pebble.json"), cfg.to_string()).unwrap();
         let log = |n: &str| std::fs::File::create(dir.path().join(n)).unwrap();

@@ -273,8 +273,10 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let mut c = EventsConfig::default();
-        c.trusted_proxies = vec!["nope".into()];
+        let c = EventsConfig {
+            trusted_proxies: vec!["nope".into()],
+            ..Default::default()
+        };
         assert!(c.validate().unwrap_err().contains("events.trusted_proxies"));
         let mut c = EventsConfig::default();
         c.clickhouse.url = "https://x".into();

@@ -217,7 +217,7 @@ fn bot_token(ua: &[u8]) -> String {
         .unwrap_or(&s)
         .trim_start();
     let name: String = inner
-        .split(|c: char| c == '/' || c == ';' || c == ' ' || c == '(' || c == ')')
+        .split(['/', ';', ' ', '(', ')'])
         .find(|t| !t.is_empty() && !t.eq_ignore_ascii_case("mozilla"))
         .unwrap_or("unknown")
         .chars()

@@ -88,6 +88,9 @@ session_tickets = $tickets
 certificates = [{ cert = "$WORK/gen/bench.crt", key = "$WORK/gen/bench.key" }]
 [tls.acme]
 enabled = false
+# nginx runs with access_log off; access events are off here too.
+[events]
+enabled = false
 TOML
   echo "$WORK/edge-$(basename "$data")-$resume.toml"
 }

@@ -99,6 +99,7 @@ TOML
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print "nan" }'; }
 metric() { # name{labels}
   curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'
@@ -107,7 +108,7 @@ metric() { # name{labels}
 HDRS=(-s "$HERE/clients.lua")
 URL="http://127.0.0.1:$PORT/small.html"
 
-echo -e "round\tmode\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\temitted\tdelivered\tdropped" >"$OUT/results.tsv"
+echo -e "round\tmode\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\temitted\tdelivered\tdropped\tuser_us_per_req" >"$OUT/results.tsv"
 for round in $(seq 1 "$ROUNDS"); do
   n=${#MODES[@]}
   order=("${MODES[@]:$((round % n))}" "${MODES[@]:0:$((round % n))}")
@@ -119,16 +120,17 @@ for round in $(seq 1 "$ROUNDS"); do
     PIDS+=("$pid")
     for _ in $(seq 1 200); do curl -sf -o /dev/null -H 'Host: bench.test' "$URL" && break; sleep 0.05; done
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "${HDRS[@]}" "$URL" >/dev/null
-    before=$(cpu_ticks "$pid")
+    before=$(cpu_ticks "$pid"); ubefore=$(user_ticks "$pid")
     log="$OUT/wrk-$round-$mode.txt"
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${HDRS[@]}" "$URL" >"$log"
-    after=$(cpu_ticks "$pid")
+    after=$(cpu_ticks "$pid"); uafter=$(user_ticks "$pid")
     sleep 1 # the batcher's last tick and deliveries
     rps=$(awk '/^Requests\/sec/ {print $2}' "$log")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$log")")
     reqs=$(awk '/requests in/ {print $1}' "$log")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$log"); non2xx=${non2xx:-0}
     cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v r="$reqs" 'BEGIN { printf "%.2f", d / t * 1e6 / r }')
+    ucpu=$(awk -v d=$((uafter - ubefore)) -v t="$TICK" -v r="$reqs" 'BEGIN { printf "%.2f", d / t * 1e6 / r }')
     emitted=$(metric qpage_events_emitted_total)
     case $mode in
       off) delivered=0; dropped=0 ;;
@@ -137,7 +139,7 @@ for round in $(seq 1 "$ROUNDS"); do
          dropped=$((q + s)) ;;
     esac
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    echo -e "$round\t$mode\t$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$emitted\t$delivered\t$dropped" | tee -a "$OUT/results.tsv"
+    echo -e "$round\t$mode\t$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$emitted\t$delivered\t$dropped\t$ucpu" | tee -a "$OUT/results.tsv"
   done
 done
 python3 "$HERE/summarize.py" "$OUT/results.tsv" | tee "$OUT/summary.md"

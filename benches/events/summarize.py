@@ -32,8 +32,9 @@ def paired(mode, key):
     return f"{statistics.median(ratios) * 100:+.1f}% ({min(ratios) * 100:+.1f}..{max(ratios) * 100:+.1f})"
 
 
-print("| events | req/s median (min-max) | p99 ms | CPU us/req | req/s vs off (per-round median, range) | CPU/req vs off (per-round median, range) | requests | emitted = delivered | dropped |")
-print("|---|---|---|---|---|---|---|---|---|")
+has_user = "user_us_per_req" in header
+print("| events | req/s median (min-max) | p99 ms | CPU us/req | user us/req | req/s vs off (per-round median, range) | CPU/req vs off (per-round median, range) | user/req vs off | requests | emitted = delivered | dropped |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for mode in ["off", "file", "nats", "clickhouse"]:
     rs = rows.get(mode)
     if not rs:
@@ -43,6 +44,8 @@ for mode in ["off", "file", "nats", "clickhouse"]:
     dropped = sum(int(r["dropped"] or 0) for r in rs)
     vs_rps = "-" if mode == "off" else paired(mode, "rps")
     vs_cpu = "-" if mode == "off" else paired(mode, "cpu_us_per_req")
+    user = med(rs, "user_us_per_req", "{:.2f}") if has_user else "-"
+    vs_user = "-" if mode == "off" or not has_user else paired(mode, "user_us_per_req")
     print(f"| {mode} | {med(rs, 'rps', '{:.0f}')} | {med(rs, 'p99_ms', '{:.2f}')} | "
-          f"{med(rs, 'cpu_us_per_req', '{:.2f}')} | {vs_rps} | {vs_cpu} | {reqs} | "
+          f"{med(rs, 'cpu_us_per_req', '{:.2f}')} | {user} | {vs_rps} | {vs_cpu} | {vs_user} | {reqs} | "
           f"{'yes' if ok else 'NO'} | {dropped} |")

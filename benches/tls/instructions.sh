@@ -47,6 +47,8 @@ session_cache = 0
 session_tickets = false
 [tls.acme]
 enabled = false
+[events]
+enabled = false
 TOML
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind-$certs.out" \
     "$SERVE" serve --config "$WORK/edge-$certs.toml" >"$OUT/server-$certs.log" 2>&1 &

@@ -21,7 +21,7 @@
 #
 # Usage: benches/tls/run.sh        (from the repository root)
 # Env:   ROUNDS=3 DURATION=5 CERTS=10000 CONC=64 CONNS=32 STREAMS=10 OUT=target/bench-tls
-#        SKIP_BUILD=1 SKIP_INSTALL=1
+#        SKIP_BUILD=1 SKIP_INSTALL=1 SKIP_HANDSHAKES=1 (only part 2)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -88,6 +88,9 @@ session_tickets = $tickets
 certificates = [{ cert = "$WORK/gen/bench.crt", key = "$WORK/gen/bench.key" }]
 [tls.acme]
 enabled = false
+# nginx runs with access_log off; access events are off here too.
+[events]
+enabled = false
 TOML
   echo "$WORK/edge-$(basename "$data")-$resume.toml"
 }
@@ -139,12 +142,24 @@ start_nginx() {
 }
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; sleep 0.3; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# utime+stime ticks of a process and its children (nginx's worker).
+cpu_ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    [[ -r /proc/$p/stat ]] && total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+TICK=$(getconf CLK_TCK)
+# Server CPU microseconds per request: us_per_req TICKS_BEFORE TICKS_AFTER REQUESTS
+us_per_req() { awk -v d=$(($2 - $1)) -v t="$TICK" -v r="$3" 'BEGIN { printf "%.2f", d / t * 1e6 / r }'; }
 
 RES="$OUT/results.tsv"
 echo -e "bench\tcase\tround\tvalue\textra" > "$RES"
 
 for round in $(seq 1 "$ROUNDS"); do
   for certs in 1 10k; do
+    [[ -n "${SKIP_HANDSHAKES:-}" ]] && continue
     for resume in off on; do
       start_qpage "$(edge_toml "$WORK/data$certs" "$resume")"
       idle=$(rss_kb "$SERVER_PID")
@@ -175,19 +190,25 @@ for round in $(seq 1 "$ROUNDS"); do
     if [[ $server == qpage ]]; then start_qpage "$(edge_toml "$WORK/data1" on)"; port=18443; else start_nginx; port=18444; fi
     url="https://127.0.0.1:$port/small.html"
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1 -H 'Host: bench.test' "$url" >/dev/null
+    t0=$(cpu_ticks "$SERVER_PID")
     out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" -H 'Host: bench.test' "$url")
+    t1=$(cpu_ticks "$SERVER_PID")
     r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    echo -e "h1-cpu-us\t$server\t$round\t$(us_per_req "$t0" "$t1" "$(awk '/requests in/ {print $1}' <<<"$out")")\t" >> "$RES"
     bad=$(awk '/Non-2xx/ {print $5}' <<<"$out")
     [[ -n "$bad" ]] && { echo "wrk got $bad non-2xx responses from $server:" >&2; echo "$out" >&2; exit 1; }
     echo -e "h1-req/s\t$server\t$round\t$r\t" >> "$RES"
     # h2load sends the SNI and :authority of the URL; --connect-to points it at loopback.
+    t0=$(cpu_ticks "$SERVER_PID")
     out=$(taskset -c "$LOAD_CPU" h2load -t1 -c"$CONNS" -m"$STREAMS" -D"$DURATION" --warm-up-time=1 \
         --connect-to="127.0.0.1:$port" "https://bench.test:$port/small.html")
+    t1=$(cpu_ticks "$SERVER_PID")
     h=$(awk '/^finished in/ {print $4}' <<<"$out")
     ok2=$(awk '/^status codes:/ {print $3}' <<<"$out")
     done2=$(awk '/^requests:/ {print $6}' <<<"$out")
     [[ "$ok2" != "$done2" ]] && { echo "h2load: not every response was 2xx from $server:" >&2; echo "$out" >&2; exit 1; }
     echo -e "h2-req/s\t$server\t$round\t$h\t" >> "$RES"
+    echo -e "h2-cpu-us\t$server\t$round\t$(us_per_req "$t0" "$t1" "$done2")\t" >> "$RES"
     echo "round $round $server: h1 $r req/s, h2 $h req/s" >&2
     stop_server
   done
@@ -200,9 +221,10 @@ def vals(b, c):
     return [float(r["value"]) for r in rows if r["bench"] == b and r["case"] == c and r["value"]]
 def fmt(v):
     return f"{statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})" if v else "-"
-print("| certificates | resumption | handshakes/s median (min-max) | vs 1 cert | server CPU us/handshake | server core busy | resumed | RSS idle MiB | RSS after MiB |")
-print("|---|---|---|---|---|---|---|---|---|")
-for resume in ("off", "on"):
+if vals("handshake", "1-off"):
+    print("| certificates | resumption | handshakes/s median (min-max) | vs 1 cert | server CPU us/handshake | server core busy | resumed | RSS idle MiB | RSS after MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+for resume in (("off", "on") if vals("handshake", "1-off") else ()):
     base = vals("handshake", f"1-{resume}")
     for certs in ("1", "10k"):
         v = vals("handshake", f"{certs}-{resume}")
@@ -228,4 +250,14 @@ for b, label in (("h1-req/s", "HTTP/1.1 (wrk)"), ("h2-req/s", "HTTP/2 (h2load)")
     ratio = f"{statistics.median(q) / statistics.median(n):.2f}" if q and n else "-"
     print(f"| {label} | qpage | {fmt(q)} | {ratio} |")
     print(f"| | nginx | {fmt(n)} | |")
+def fmt2(v):
+    return f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" if v else "-"
+print("\n| protocol | server | server CPU us/request median (min-max) | qpage / nginx (median of per-round ratios) |")
+print("|---|---|---|---|")
+for b, label in (("h1-cpu-us", "HTTP/1.1 (wrk)"), ("h2-cpu-us", "HTTP/2 (h2load)")):
+    q, n = vals(b, "qpage"), vals(b, "nginx")
+    per_round = [a / c for a, c in zip(q, n) if c]
+    ratio = f"{statistics.median(per_round):.2f} ({', '.join(f'{x:.2f}' for x in per_round)})" if per_round else "-"
+    print(f"| {label} | qpage | {fmt2(q)} | {ratio} |")
+    print(f"| | nginx | {fmt2(n)} | |")
 PY

@@ -319,7 +319,7 @@ impl DevHandle {
                 Some(FileEntry {
                     sha256: hash,
                     size: served.len() as u64,
-                    content_type: content_type(path),
+                    content_type: crate::store::guess_content_type(path),
                     br: None,
                     gz: None,
                 }),
@@ -425,27 +425,6 @@ fn write_blob(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("dev-tmp");
     std::fs::write(&tmp, bytes).map_err(|e| EdgeError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| EdgeError::io(path, e))
-}
-
-fn content_type(path: &str) -> String {
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
-    let essence = mime.essence_str();
-    let texty = mime.type_() == mime_guess::mime::TEXT
-        || matches!(
-            essence,
-            "application/javascript"
-                | "application/json"
-                | "application/xml"
-                | "image/svg+xml"
-                | "application/manifest+json"
-                | "application/rss+xml"
-                | "application/atom+xml"
-        );
-    if texty {
-        format!("{essence}; charset=utf-8")
-    } else {
-        essence.to_string()
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {

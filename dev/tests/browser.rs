@@ -141,6 +141,15 @@ impl Browser {
             .to_string()
     }
 
+    /// Waits until the page's live-reload stream is connected, so an edit made now is
+    /// told to this page.
+    fn wait_live(&mut self, limit: Duration) {
+        let live = wait_for(limit, || {
+            (self.eval("window.__qpageLive === true").as_bool() == Some(true)).then_some(())
+        });
+        assert!(live.is_some(), "the live-reload stream never connected");
+    }
+
     fn overlay(&mut self) -> Option<String> {
         self.eval("(document.getElementById('__qpage_overlay') || {}).innerText || null")
             .as_str()
@@ -180,6 +189,7 @@ fn edit_break_fix_in_chromium() {
     );
     // Marks this document: a reload would lose it.
     b.eval("window.__qpageMarker = 'same document'");
+    b.wait_live(limit);
 
     // An edit shows up by itself.
     write_hello(&site, "Words edited while the page was open.");
@@ -222,6 +232,7 @@ fn edit_break_fix_in_chromium() {
     );
 
     // A stylesheet edit is applied without reloading the page.
+    b.wait_live(limit);
     b.eval("window.__qpageMarker = 'before css'");
     write(
         &site,

@@ -64,6 +64,9 @@ struct DevState {
     events: broadcast::Sender<Bytes>,
     errors: Mutex<Vec<DevError>>,
     generation: std::sync::atomic::AtomicU64,
+    /// When browsers were last told to reload or swap styles (ms since the epoch): a
+    /// page whose event stream connects later can tell it missed that.
+    changed_ms: std::sync::atomic::AtomicU64,
 }
 
 /// The dev server, bound and not yet serving.
@@ -116,6 +119,7 @@ impl DevServer {
                 events,
                 errors: Mutex::new(Vec::new()),
                 generation: std::sync::atomic::AtomicU64::new(0),
+                changed_ms: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -218,6 +222,7 @@ async fn respond(
 fn events(state: &Arc<DevState>) -> Response<DevBody> {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let mut sub = state.events.subscribe();
+    let changed_ms = state.changed_ms.load(std::sync::atomic::Ordering::Relaxed);
     let errors = state
         .errors
         .lock()
@@ -225,7 +230,7 @@ fn events(state: &Arc<DevState>) -> Response<DevBody> {
         .clone();
     tokio::spawn(async move {
         let first = if errors.is_empty() {
-            event("ready", "{}")
+            event("ready", &format!("{{\"changed_ms\":{changed_ms}}}"))
         } else {
             event(
                 "errors",
@@ -372,14 +377,26 @@ impl DevHandle {
         self.update(files)
     }
 
+    fn mark_changed(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.state
+            .changed_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Tells the browsers to reload the page.
     pub fn reload(&self) {
+        self.mark_changed();
         let _ = self.state.events.send(event("reload", "{}"));
     }
 
     /// Tells the browsers to swap these stylesheets (site paths) without a reload.
     pub fn swap_css(&self, paths: &[String]) {
         let data = serde_json::to_string(paths).unwrap_or_else(|_| "[]".into());
+        self.mark_changed();
         let _ = self.state.events.send(event("css", &data));
     }
 

@@ -41,7 +41,24 @@
   const source = new EventSource("/__qpage/events");
   source.addEventListener("reload", () => location.reload());
   source.addEventListener("css", (e) => swap(JSON.parse(e.data)));
-  source.addEventListener("errors", (e) => show(JSON.parse(e.data)));
+  source.addEventListener("errors", (e) => {
+    window.__qpageLive = true;
+    show(JSON.parse(e.data));
+  });
   source.addEventListener("ok", hide);
-  source.addEventListener("ready", hide);
+  // A change told before this page's stream connected (between the page's load and
+  // now) was missed: reload once for it.
+  source.addEventListener("ready", (e) => {
+    window.__qpageLive = true;
+    hide();
+    let changed = 0;
+    try { changed = JSON.parse(e.data).changed_ms || 0; } catch (_) {}
+    const key = "__qpage_reloaded_for";
+    let seen = null;
+    try { seen = sessionStorage.getItem(key); } catch (_) {}
+    if (changed > performance.timeOrigin && seen !== String(changed)) {
+      try { sessionStorage.setItem(key, String(changed)); } catch (_) {}
+      location.reload();
+    }
+  });
 })();

@@ -625,10 +625,21 @@ pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| EdgeError::io(dir, e))?;
+    write_atomic_in(dir, path, bytes, 0o666)
+}
+
+/// [`write_atomic`] into an existing directory, the new file created with `mode`
+/// (before umask) so a private file is never readable by others, even as a temp file.
+pub(crate) fn write_atomic_in(dir: &Path, path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;

@@ -133,29 +133,11 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
     let (theme, templates) = load_templates(site_dir, &config, cache)?;
     lap("templates", &mut timings);
 
-    // Data and content: gather the errors of both.
-    let (data, loaded) = rayon::join(
-        || crate::data::load(site_dir),
-        || {
-            let md = crate::content::MdOptions {
-                highlight: config.highlight_code,
-                sanitize: !config.unsafe_html,
-            };
-            crate::content::load(site_dir, md, &templates)
-        },
-    );
-    let mut errors = Vec::new();
-    let data = data.unwrap_or_else(|mut e| {
-        errors.append(&mut e);
-        Default::default()
-    });
-    let loaded = loaded.unwrap_or_else(|mut e| {
-        errors.append(&mut e);
-        Default::default()
-    });
-    if !errors.is_empty() {
-        return Err(BuildError::new(errors));
-    }
+    let md = crate::content::MdOptions {
+        highlight: config.highlight_code,
+        sanitize: !config.unsafe_html,
+    };
+    let (data, loaded) = load_sources(site_dir, md, &templates)?;
     lap("load", &mut timings);
 
     let filter = filter_of(opts);
@@ -240,6 +222,32 @@ pub fn build_with(opts: &BuildOptions, cache: &ThemeCache) -> Result<BuildReport
 
 /// The theme (embedded or a folder, parsed once per [`ThemeCache`]) and the site's
 /// templates laid over it.
+/// The site's data collections and content, loaded in parallel; the errors of both are
+/// reported together.
+pub(crate) fn load_sources(
+    site_dir: &Path,
+    md: crate::content::MdOptions,
+    templates: &Templates,
+) -> Result<(crate::data::Collections, crate::content::Loaded), BuildError> {
+    let (data, loaded) = rayon::join(
+        || crate::data::load(site_dir),
+        || crate::content::load(site_dir, md, templates),
+    );
+    let mut errors = Vec::new();
+    let data = data.unwrap_or_else(|mut e| {
+        errors.append(&mut e);
+        Default::default()
+    });
+    let loaded = loaded.unwrap_or_else(|mut e| {
+        errors.append(&mut e);
+        Default::default()
+    });
+    if !errors.is_empty() {
+        return Err(BuildError::new(errors));
+    }
+    Ok((data, loaded))
+}
+
 pub(crate) fn load_templates(
     site_dir: &Path,
     config: &SiteConfig,

@@ -1231,22 +1231,7 @@ fn full_build(opts: &BuildOptions, image_cache: &Arc<ImageCache>) -> Result<Stat
         highlight: config.highlight_code,
         sanitize: !config.unsafe_html,
     };
-    let (data, loaded) = rayon::join(
-        || crate::data::load(site_dir),
-        || crate::content::load(site_dir, md, &templates),
-    );
-    let mut errors = Vec::new();
-    let data = data.unwrap_or_else(|mut e| {
-        errors.append(&mut e);
-        Default::default()
-    });
-    let loaded = loaded.unwrap_or_else(|mut e| {
-        errors.append(&mut e);
-        Default::default()
-    });
-    if !errors.is_empty() {
-        return Err(BuildError::new(errors));
-    }
+    let (data, loaded) = build::load_sources(site_dir, md, &templates)?;
     let docs: BTreeMap<PathBuf, Document> = loaded
         .documents
         .iter()

@@ -76,6 +76,7 @@ need_test_servers() {
     need_deb clickhouse-server clickhouse-server &&
     need_deb chromium chromium &&
     need_deb openssl openssl &&
+    need_deb avifdec libavif-bin &&
     need_deb python3 python3-pip &&
     need_nats_server &&
     need_vnu

@@ -1,88 +1,122 @@
 #!/usr/bin/env bash
-# Image pipeline benchmark: qpage's AVIF (ravif) vs the source JPEGs and vs avifenc (aom),
-# bytes against SSIM, encode time per megapixel, and a cached rebuild of 500 images.
-# Figures go to docs/benchmarks.md ("Images") and docs/images.md (the curve).
+# Image pipeline benchmark: qpage's AVIF against the source JPEGs (bytes at equal perceived
+# quality under three metrics), encode time per megapixel against avifenc (aom), and a
+# cached rebuild of 500 images. Figures go to docs/benchmarks.md ("Images") and
+# docs/images.md (the curve).
 #
-# Needs: python3 with scikit-image + pillow (pip install scikit-image pillow),
-#        avifenc/avifdec (apt-get install libavif-bin), nasm (for ravif's assembly).
-# usage: benches/images/run.sh [WORK_DIR]     (RUNS=3 by default; the median is kept)
+# Two corpora (CORPORA, default "skimage camera"):
+#   skimage  scikit-image's 12 photographs (lossless), source JPEGs = Pillow q85 re-saves
+#   camera   the 12 photographs of Debian's mate-backgrounds (JPEGs as published), at the
+#            site's widths; source = each re-encoded with its own quantization tables
+# Needs: python3 with scikit-image + pillow (pip install scikit-image pillow), avifenc/avifdec
+# (apt-get install libavif-bin), nasm (ravif/rav1e assembly), apt-get + dpkg (camera corpus),
+# dssim and ssimulacra2_rs (DSSIM_BIN / SSIMULACRA2_BIN, see docs/benchmarks.md).
+#
+# usage: benches/images/run.sh [WORK_DIR]
+#   RUNS=3             timed runs per encode (median kept); RUNS=1 for bytes/quality only
+#   QPAGE_SETTINGS     comma-separated image_bench settings (see generator/examples/image_bench.rs)
+#   AVIFENC_Q          avifenc quantizers (skimage corpus), default "16 24 32 40"
+#   BENCH_LOCK=FILE    hold `flock FILE` around each timed step (a shared machine's lock)
+#   SKIP_REBUILD=1     skip the 500-image cached rebuild
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work="${1:-${TMPDIR:-/tmp}/qpage-images-bench}"
 runs="${RUNS:-3}"
-source_q="${SOURCE_Q:-85}"
-qpage_settings="${QPAGE_SETTINGS:-30:6,45:6,60:6,75:6,90:6,60:3,60:8,60:10}"
-avifenc_q="${AVIFENC_Q:-16 24 32 40 48}"
-avifenc_speeds="${AVIFENC_SPEEDS:-6}"
-rm -rf "$work" && mkdir -p "$work"
-cleanup() { jobs -p | xargs -r kill 2>/dev/null || true; }
-trap cleanup INT TERM
+corpora="${CORPORA:-skimage camera}"
+default_setting="q75-s6-420-10-psy"
+qpage_settings="${QPAGE_SETTINGS:-50:6,60:6,70:6,75:6,80:6,85:6,90:6,95:6,60:6:444,75:6:444,90:6:444,75:6:420:8,75:4,75:8}"
+avifenc_q="${AVIFENC_Q:-16 24 32 40}"
+mkdir -p "$work"
+locked() { if [ -n "${BENCH_LOCK:-}" ]; then flock "$BENCH_LOCK" "$@"; else "$@"; fi; }
 
-for tool in avifenc avifdec python3 nasm; do
+for tool in avifenc avifdec python3 nasm "${DSSIM_BIN:-dssim}" "${SSIMULACRA2_BIN:-ssimulacra2_rs}"; do
   command -v "$tool" >/dev/null || { echo "missing $tool (see the header of $0)"; exit 1; }
 done
 python3 -c 'import skimage, PIL' || { echo "pip install scikit-image pillow"; exit 1; }
 
-echo "== corpus (scikit-image photographs, source JPEG quality $source_q)"
-python3 "$here/prepare.py" "$work" "$source_q"
-ls "$work/ref" | wc -l
+(cd "$root" && cargo build -q --release -p qpage-generator --example image_bench)
+bench="$root/target/release/examples/image_bench"
 
-echo "== JPEG curve (Pillow/libjpeg-turbo, 4:2:0, optimized Huffman)"
-: > "$work/jpeg.csv"
-for q in 50 60 70 80 85 90 95; do
-  mkdir -p "$work/jpeg-q$q"
-  python3 - "$work" "$q" <<'PY'
+for corpus in $corpora; do
+  c="$work/$corpus"
+  mkdir -p "$c"
+  echo "== corpus $corpus"
+  case "$corpus" in
+    skimage)
+      [ -d "$c/ref" ] || python3 "$here/prepare.py" "$c" 85
+      source=jpeg-q85 ;;
+    camera)
+      if [ ! -d "$c/ref" ]; then
+        deb="$c/deb"; mkdir -p "$deb"
+        (cd "$deb" && apt-get download mate-backgrounds >/dev/null && dpkg -x mate-backgrounds_*.deb x)
+        python3 "$here/prepare_camera.py" "$deb/x" "$c"
+      fi
+      source=jpeg-src ;;
+    *) echo "unknown corpus $corpus"; exit 1 ;;
+  esac
+
+  echo "== $corpus: JPEG curve (Pillow/libjpeg-turbo, 4:2:0, optimized Huffman)"
+  for q in 50 60 70 80 85 90 95; do
+    [ -d "$c/jpeg-q$q" ] && continue
+    mkdir -p "$c/jpeg-q$q"
+    python3 - "$c" "$q" <<'PY'
 import os, sys
 from PIL import Image
-work, q = sys.argv[1], int(sys.argv[2])
-for n in sorted(os.listdir(f"{work}/ref")):
-    Image.open(f"{work}/ref/{n}").save(f"{work}/jpeg-q{q}/{n[:-4]}.jpg", quality=q, optimize=True)
+c, q = sys.argv[1], int(sys.argv[2])
+for n in sorted(os.listdir(f"{c}/ref")):
+    Image.open(f"{c}/ref/{n}").save(f"{c}/jpeg-q{q}/{n[:-4]}.jpg", quality=q, optimize=True)
 PY
-  python3 "$here/metric.py" "$work/ref" "$work/jpeg-q$q" jpg | sed "s/^/jpeg,$q,/" >> "$work/jpeg.csv"
-done
-
-echo "== qpage (ravif, one thread) at quality:speed $qpage_settings"
-(cd "$root" && cargo build -q --release -p qpage-generator --example image_bench)
-QPAGE_BENCH_MODE=encode QPAGE_BENCH_IN="$work/ref" QPAGE_BENCH_OUT="$work/qpage" \
-  QPAGE_BENCH_SETTINGS="$qpage_settings" QPAGE_BENCH_RUNS="$runs" \
-  cargo run -q --release --manifest-path "$root/Cargo.toml" -p qpage-generator --example image_bench | grep '^qpage,' > "$work/qpage.csv"
-: > "$work/qpage-ssim.csv"
-for d in "$work"/qpage/*/; do
-  s="$(basename "$d")"
-  python3 "$here/metric.py" "$work/ref" "$d" avif | sed "s/^/$s,/" >> "$work/qpage-ssim.csv"
-done
-
-echo "== avifenc (aom, -j 1, 4:4:4, 10-bit) at quantizers $avifenc_q, speeds $avifenc_speeds"
-: > "$work/avifenc.csv"
-for s in $avifenc_speeds; do
-  for q in $avifenc_q; do
-    out="$work/avifenc/q$q-s$s"; mkdir -p "$out"
-    for f in "$work"/ref/*.png; do
-      n="$(basename "$f" .png)"; times=()
-      for _ in $(seq "$runs"); do
-        t0=$(date +%s.%N)
-        avifenc -c aom -j 1 -s "$s" -y 444 -d 10 --min "$q" --max "$q" "$f" "$out/$n.avif" >/dev/null
-        t1=$(date +%s.%N)
-        times+=("$(echo "$t1 - $t0" | bc)")
-      done
-      med=$(printf '%s\n' "${times[@]}" | sort -g | sed -n "$(( (runs + 1) / 2 ))p")
-      echo "avifenc,$q,$s,$n,$(stat -c %s "$out/$n.avif"),$med" >> "$work/avifenc.csv"
-    done
-    python3 "$here/metric.py" "$work/ref" "$out" avif | sed "s/^/q$q-s$s,/" >> "$work/avifenc-ssim.csv"
   done
+
+  echo "== $corpus: qpage AVIF (one thread, $runs runs) at $qpage_settings"
+  QPAGE_BENCH_MODE=encode QPAGE_BENCH_IN="$c/ref" QPAGE_BENCH_OUT="$c/qpage" \
+    QPAGE_BENCH_SETTINGS="$qpage_settings" QPAGE_BENCH_RUNS="$runs" \
+    locked "$bench" | grep '^qpage,' >> "$c/times.csv"
+
+  if [ "$corpus" = skimage ] && [ -n "$avifenc_q" ]; then
+    echo "== $corpus: avifenc (aom, -j 1, 4:2:0, 10-bit, speed 6) at quantizers $avifenc_q"
+    for q in $avifenc_q; do
+      out="$c/avifenc/avifenc-q$q-s6"; mkdir -p "$out"
+      for f in "$c"/ref/*.png; do
+        n="$(basename "$f" .png)"
+        secs=$(locked python3 - "$f" "$out/$n.avif" "$q" "$runs" <<'PY'
+import subprocess, sys, time
+src, dst, q, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+times = []
+for _ in range(runs):
+    t = time.perf_counter()
+    subprocess.run(["avifenc", "-c", "aom", "-j", "1", "-s", "6", "-y", "420", "-d", "10",
+                    "--min", q, "--max", q, src, dst], check=True, stdout=subprocess.DEVNULL)
+    times.append(time.perf_counter() - t)
+print(f"{sorted(times)[len(times) // 2]:.4f}")
+PY
+)
+        echo "avifenc,avifenc-q$q-s6,$n,0,$(stat -c %s "$out/$n.avif"),$secs" >> "$c/times.csv"
+      done
+    done
+  fi
+
+  echo "== $corpus: scoring (RGB SSIM, dssim, SSIMULACRA 2)"
+  dirs=("$c"/jpeg-* "$c"/qpage/*/)
+  [ -d "$c/avifenc" ] && dirs+=("$c"/avifenc/*/)
+  python3 "$here/score.py" "$c/ref" "$c/scores.csv" "${dirs[@]}"
+  python3 "$here/compare.py" "$c/scores.csv" "$c/times.csv" "$source" "$default_setting" \
+    | tee "$c/summary.md"
 done
 
+[ -n "${SKIP_REBUILD:-}" ] && exit 0
 echo "== cached rebuild: 500 distinct photos (480 px wide, default settings)"
 python3 - "$work" <<'PY'
 import os, sys
 from PIL import Image
 work = sys.argv[1]
+ref = f"{work}/skimage/ref"
 os.makedirs(f"{work}/rebuild-in", exist_ok=True)
-names = sorted(os.listdir(f"{work}/ref"))
+names = sorted(os.listdir(ref))
 base = {}
 for n in names:
-    im = Image.open(f"{work}/ref/{n}")
+    im = Image.open(f"{ref}/{n}")
     im = im.resize((480, round(480 * im.height / im.width)), Image.LANCZOS)
     path = f"{work}/rebuild-{n[:-4]}.jpg"
     im.save(path, quality=85, optimize=True)
@@ -93,9 +127,6 @@ for i in range(500):
     with open(f"{work}/rebuild-in/{i:03d}-{n[:-4]}.jpg", "wb") as f:
         f.write(base[n] + b"qpage-bench-%03d" % i)
 PY
+rm -rf "$work/cache"
 QPAGE_BENCH_MODE=rebuild QPAGE_BENCH_IN="$work/rebuild-in" QPAGE_BENCH_CACHE="$work/cache" \
-  QPAGE_BENCH_RUNS="${REBUILD_RUNS:-5}" \
-  cargo run -q --release --manifest-path "$root/Cargo.toml" -p qpage-generator --example image_bench | grep '^rebuild,' | tee "$work/rebuild.csv"
-
-echo "== summary"
-python3 "$here/summarize.py" "$work" "$source_q" | tee "$work/summary.md"
+  QPAGE_BENCH_RUNS="${REBUILD_RUNS:-5}" locked "$bench" | grep '^rebuild,' | tee "$work/rebuild.csv"

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use qpage_generator::images::{
-    EncodeBudget, Format, ImageCache, ImageError, ImageSettings, PictureOptions, Processed,
-    picture_html, process, process_file,
+    AvifSubsampling, EncodeBudget, Format, ImageCache, ImageError, ImageSettings, PictureOptions,
+    Processed, picture_html, process, process_file,
 };
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -146,6 +146,10 @@ fn settings_defaults_unknown_keys_and_ranges() {
     assert_eq!(s.avif_quality, 70.0);
     assert!(s.placeholder);
     assert_eq!(s.avif_speed, ImageSettings::default().avif_speed);
+    let table = serde_json::json!({"avif_subsampling": "4:4:4", "avif_bit_depth": 8});
+    let s = ImageSettings::from_config(table.as_object().unwrap()).unwrap();
+    assert_eq!(s.avif_subsampling, AvifSubsampling::Yuv444);
+    assert_eq!(s.avif_bit_depth, 8);
 
     let bad = serde_json::json!({"avif_qualty": 70});
     let err = ImageSettings::from_config(bad.as_object().unwrap()).unwrap_err();
@@ -156,6 +160,8 @@ fn settings_defaults_unknown_keys_and_ranges() {
         ("avif_quality", serde_json::json!(0)),
         ("avif_quality", serde_json::json!(101)),
         ("avif_speed", serde_json::json!(11)),
+        ("avif_subsampling", serde_json::json!("4:2:2")),
+        ("avif_bit_depth", serde_json::json!(12)),
         ("jpeg_quality", serde_json::json!(0)),
         ("png_level", serde_json::json!(7)),
         ("widths", serde_json::json!([])),
@@ -668,4 +674,121 @@ fn placeholder_is_a_tiny_blurred_svg_and_cached() {
     assert_eq!(again.placeholder.as_deref(), Some(uri.as_str()));
     assert_eq!(cache.stats().decodes, 0);
     assert_eq!(cache.stats().hits, 4);
+}
+
+/// The `av1C` property of an AVIF: (seq_profile, high_bitdepth, monochrome, subsampling x, y).
+fn av1c(b: &[u8]) -> (u8, bool, bool, bool, bool) {
+    let i = b.windows(4).position(|w| w == b"av1C").expect("av1C box") + 4;
+    let bit = |byte: u8, n: u8| byte >> n & 1 == 1;
+    (
+        b[i + 1] >> 5,
+        bit(b[i + 2], 6),
+        bit(b[i + 2], 4),
+        bit(b[i + 2], 3),
+        bit(b[i + 2], 2),
+    )
+}
+
+/// `avifdec` (Debian's libavif-bin; `QPAGE_AVIFDEC` overrides), the reference decoder.
+fn avifdec() -> PathBuf {
+    if let Some(p) = std::env::var_os("QPAGE_AVIFDEC") {
+        return PathBuf::from(p);
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("avifdec"))
+            .find(|p| p.is_file())
+    });
+    found.expect(
+        "avifdec not found: run `bash scripts/test.sh` (it installs libavif-bin) or \
+         `apt-get install libavif-bin`, or set QPAGE_AVIFDEC",
+    )
+}
+
+/// Decodes AVIF bytes with avifdec; RGB8 pixels.
+fn decode_avif(bytes: &[u8]) -> image::RgbImage {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.avif"), dir.path().join("out.png"));
+    std::fs::write(&input, bytes).unwrap();
+    let status = std::process::Command::new(avifdec())
+        .arg(&input)
+        .arg(&output)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "avifdec refused the AVIF");
+    image::open(&output).unwrap().to_rgb8()
+}
+
+#[test]
+fn avif_subsampling_and_depth_decode_right_and_are_cache_parameters() {
+    let original = image::open(fixture("photo.jpg")).unwrap().to_rgb8();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ImageCache::open(dir.path()).unwrap();
+    let mut seen = Vec::new();
+    for (sub, depth, profile) in [
+        (AvifSubsampling::Yuv420, 10, 0),
+        (AvifSubsampling::Yuv444, 10, 1),
+        (AvifSubsampling::Yuv420, 8, 0),
+    ] {
+        let s = ImageSettings {
+            avif_subsampling: sub,
+            avif_bit_depth: depth,
+            avif_quality: 80.0,
+            ..settings()
+        };
+        let before = cache.stats();
+        let p = process_file(&cache, &s, &fixture("photo.jpg")).unwrap();
+        let after = cache.stats();
+        // Each setting is its own cache entry: three widths encoded again.
+        assert_eq!(
+            after.avif_encodes - before.avif_encodes,
+            3,
+            "{sub:?} {depth}"
+        );
+        let full = p.avifs().find(|v| v.width == 300);
+        let avif = full.expect("AVIF smaller than the JPEG").read().unwrap();
+        let (seq_profile, high_bitdepth, mono, sx, sy) = av1c(&avif);
+        assert_eq!(seq_profile, profile, "{sub:?}");
+        assert_eq!(high_bitdepth, depth == 10);
+        assert!(!mono);
+        assert_eq!(
+            (sx, sy),
+            (
+                sub == AvifSubsampling::Yuv420,
+                sub == AvifSubsampling::Yuv420
+            )
+        );
+        // The reference decoder reads it back as the photo: right size, colours in place
+        // (a swapped or misplaced chroma plane would be far off).
+        let decoded = decode_avif(&avif);
+        assert_eq!(decoded.dimensions(), original.dimensions());
+        let mut err = [0u64; 3];
+        for (a, b) in decoded.pixels().zip(original.pixels()) {
+            for c in 0..3 {
+                err[c] += u64::from(a.0[c].abs_diff(b.0[c]));
+            }
+        }
+        let n = u64::from(original.width() * original.height());
+        for (c, e) in err.iter().enumerate() {
+            let mean = *e as f64 / n as f64;
+            assert!(
+                mean < 6.0,
+                "{sub:?} {depth}-bit channel {c}: mean error {mean:.2}"
+            );
+        }
+        assert!(
+            !seen.contains(&avif),
+            "{sub:?} {depth}: same bytes as another setting"
+        );
+        seen.push(avif);
+    }
+    // The same settings again: all hits.
+    let before = cache.stats();
+    let s = ImageSettings {
+        avif_quality: 80.0,
+        ..settings()
+    };
+    process_file(&cache, &s, &fixture("photo.jpg")).unwrap();
+    assert_eq!(cache.stats().encodes() - before.encodes(), 0);
 }

@@ -29,7 +29,7 @@ use super::budget::EncodeBudget;
 
 /// Version of the cache layout and of the encoding pipeline: bump it when output changes
 /// for the same parameters.
-pub(crate) const CACHE_VERSION: &str = "qpage-images-v1";
+pub(crate) const CACHE_VERSION: &str = "qpage-images-v2";
 
 /// Counters of one [`ImageCache`] since it was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

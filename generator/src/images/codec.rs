@@ -12,6 +12,7 @@ use image::{
     Limits, Rgba32FImage,
 };
 
+use super::avif::{self, AvifOptions};
 use super::{Format, ImageError};
 
 /// An original, decoded and upright.
@@ -322,41 +323,43 @@ pub(crate) fn optimize_png(path: &Path, png: &[u8], level: u8) -> Result<Vec<u8>
     oxipng::optimize_from_memory(png, &options).map_err(|e| encode_error(path)(e.to_string()))
 }
 
-/// AVIF with ravif, on one thread (the build's rayon pool supplies the parallelism).
+/// AVIF on one thread (the build's rayon pool supplies the parallelism): opaque images
+/// through [`avif::encode_rgb`](super::avif) (4:2:0 or 4:4:4), images with transparency
+/// through ravif (4:4:4, alpha as a second AV1 image).
 pub(crate) fn encode_avif(
     path: &Path,
     image: &DynamicImage,
-    quality: f32,
-    speed: u8,
+    options: &AvifOptions,
 ) -> Result<Vec<u8>, ImageError> {
     guarded(
         || {
-            let encoder = ravif::Encoder::new()
-                .with_quality(quality)
-                .with_alpha_quality(quality)
-                .with_speed(speed)
-                .with_num_threads(Some(1));
             let (w, h) = (image.width() as usize, image.height() as usize);
-            let result = match image {
+            match image {
                 DynamicImage::ImageRgba8(buf) => {
+                    let encoder = ravif::Encoder::new()
+                        .with_quality(options.quality)
+                        .with_alpha_quality(options.quality)
+                        .with_speed(options.speed)
+                        .with_bit_depth(if options.ten_bit {
+                            ravif::BitDepth::Ten
+                        } else {
+                            ravif::BitDepth::Eight
+                        })
+                        .with_num_threads(Some(1));
                     let px: Vec<ravif::RGBA8> = buf
                         .pixels()
                         .map(|p| ravif::RGBA8::new(p.0[0], p.0[1], p.0[2], p.0[3]))
                         .collect();
-                    encoder.encode_rgba(ravif::Img::new(&px[..], w, h))
+                    encoder
+                        .encode_rgba(ravif::Img::new(&px[..], w, h))
+                        .map(|encoded| encoded.avif_file)
+                        .map_err(|e| encode_error(path)(e.to_string()))
                 }
                 other => {
                     let buf = other.to_rgb8();
-                    let px: Vec<ravif::RGB8> = buf
-                        .pixels()
-                        .map(|p| ravif::RGB8::new(p.0[0], p.0[1], p.0[2]))
-                        .collect();
-                    encoder.encode_rgb(ravif::Img::new(&px[..], w, h))
+                    avif::encode_rgb(buf.as_raw(), w, h, options).map_err(encode_error(path))
                 }
-            };
-            result
-                .map(|encoded| encoded.avif_file)
-                .map_err(|e| encode_error(path)(e.to_string()))
+            }
         },
         encode_error(path),
     )

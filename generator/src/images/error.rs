@@ -88,7 +88,8 @@ impl ImageError {
     pub fn help(&self) -> &'static str {
         match self {
             ImageError::Settings { .. } => {
-                "valid keys of [images]: widths, avif_quality, avif_speed, jpeg_quality, \
+                "valid keys of [images]: widths, avif_quality, avif_speed, avif_subsampling \
+                 (\"4:2:0\" or \"4:4:4\"), avif_bit_depth (8 or 10), jpeg_quality, \
                  png_level, max_pixels, placeholder (see docs/images.md)"
             }
             ImageError::Missing { .. } => {

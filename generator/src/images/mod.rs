@@ -38,6 +38,7 @@
 //! a lock or permit held lower on the same thread's stack would deadlock. Call it from
 //! `par_iter` over images; the widths of one image are encoded one after the other.
 
+mod avif;
 mod budget;
 mod cache;
 mod codec;
@@ -52,11 +53,12 @@ use std::sync::atomic::Ordering;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use avif::{AvifOptions, Subsampling};
 pub use budget::{AVIF_BYTES_BASE, AVIF_BYTES_PER_PIXEL, EncodeBudget, Permit};
 pub use cache::{CacheStats, ImageCache};
 pub use error::ImageError;
 pub use html::{PictureOptions, escape_attr, picture_html};
-pub use settings::{DEFAULT_WIDTHS, ImageSettings, MAX_DIMENSION};
+pub use settings::{AvifSubsampling, DEFAULT_WIDTHS, ImageSettings, MAX_DIMENSION};
 
 use cache::key_of;
 use codec::Decoded;
@@ -182,20 +184,23 @@ impl Processed {
     }
 }
 
-/// Encodes pixels to AVIF exactly as the pipeline does (ravif, one thread, 10-bit 4:4:4,
-/// alpha when the image has an alpha channel), without cache or budget: for benchmarks and
-/// callers that manage their own parallelism. `quality` 1..=100, `speed` 1..=10.
+/// Encodes pixels to AVIF exactly as the pipeline does (one thread; opaque images with
+/// rav1e at `options`' subsampling and depth, images with transparency with ravif at 4:4:4),
+/// without cache or budget: for benchmarks and callers that manage their own parallelism.
+/// [`ImageSettings::avif_options`] gives a site's options.
 pub fn encode_avif(
     image: &image::DynamicImage,
-    quality: f32,
-    speed: u8,
+    options: &AvifOptions,
 ) -> Result<Vec<u8>, ImageError> {
-    if !(1.0..=100.0).contains(&quality) || !(1..=10).contains(&speed) {
+    if !(1.0..=100.0).contains(&options.quality) || !(1..=10).contains(&options.speed) {
         return Err(ImageError::Settings {
-            message: format!("AVIF quality {quality} / speed {speed} out of range"),
+            message: format!(
+                "AVIF quality {} / speed {} out of range",
+                options.quality, options.speed
+            ),
         });
     }
-    codec::encode_avif(Path::new("<pixels>"), image, quality, speed)
+    codec::encode_avif(Path::new("<pixels>"), image, options)
 }
 
 /// Oriented dimensions and kind of an original, cached by source hash.
@@ -364,6 +369,11 @@ fn encode_params(settings: &ImageSettings) -> Vec<u8> {
     let mut p = Vec::new();
     p.extend_from_slice(&settings.avif_quality.to_le_bytes());
     p.push(settings.avif_speed);
+    p.push(match settings.avif_subsampling {
+        AvifSubsampling::Yuv420 => 0,
+        AvifSubsampling::Yuv444 => 1,
+    });
+    p.push(settings.avif_bit_depth);
     p.push(settings.jpeg_quality);
     p.push(settings.png_level);
     p
@@ -431,7 +441,7 @@ fn encode_width(
     let avif = {
         let _permit = cache.budget().acquire(EncodeBudget::estimate_avif(w, h));
         counters.avif_encodes.fetch_add(1, Ordering::Relaxed);
-        codec::encode_avif(path, &resized, settings.avif_quality, settings.avif_speed)?
+        codec::encode_avif(path, &resized, &settings.avif_options())?
     };
     let fallback = BlobRecord {
         size: fallback.len() as u64,

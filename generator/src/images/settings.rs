@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ImageError;
+use super::avif::{AvifOptions, Subsampling};
 
 /// Per-site image pipeline settings, read from the `[images]` table of site.toml.
 ///
@@ -18,6 +19,11 @@ pub struct ImageSettings {
     pub avif_quality: f32,
     /// AVIF encoder speed, 1 (slowest, smallest) ..= 10 (fastest).
     pub avif_speed: u8,
+    /// Chroma subsampling of opaque AVIFs: `"4:2:0"` or `"4:4:4"` (images with
+    /// transparency are always 4:4:4).
+    pub avif_subsampling: AvifSubsampling,
+    /// Bits per sample in the AVIF: 8 or 10.
+    pub avif_bit_depth: u8,
     /// JPEG fallback quality, 1..=100.
     pub jpeg_quality: u8,
     /// oxipng optimization level for PNG fallbacks, 0..=6.
@@ -26,6 +32,38 @@ pub struct ImageSettings {
     pub max_pixels: u64,
     /// Compute a tiny blurred placeholder (an SVG data: URI) shown while the image loads.
     pub placeholder: bool,
+}
+
+/// `avif_subsampling`: how the colour planes of an opaque AVIF are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum AvifSubsampling {
+    /// `"4:2:0"`: colour at half the width and height, as in nearly every JPEG photo.
+    Yuv420,
+    /// `"4:4:4"`: colour at full resolution.
+    Yuv444,
+}
+
+impl TryFrom<String> for AvifSubsampling {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "4:2:0" => Ok(AvifSubsampling::Yuv420),
+            "4:4:4" => Ok(AvifSubsampling::Yuv444),
+            other => Err(format!(
+                "`avif_subsampling` = \"{other}\" is neither \"4:2:0\" nor \"4:4:4\""
+            )),
+        }
+    }
+}
+
+impl From<AvifSubsampling> for String {
+    fn from(value: AvifSubsampling) -> String {
+        match value {
+            AvifSubsampling::Yuv420 => "4:2:0".into(),
+            AvifSubsampling::Yuv444 => "4:4:4".into(),
+        }
+    }
 }
 
 /// Default widths of the responsive variants.
@@ -37,6 +75,8 @@ impl Default for ImageSettings {
             widths: DEFAULT_WIDTHS.to_vec(),
             avif_quality: 75.0,
             avif_speed: 6,
+            avif_subsampling: AvifSubsampling::Yuv420,
+            avif_bit_depth: 10,
             jpeg_quality: 80,
             png_level: 2,
             max_pixels: 50_000_000,
@@ -86,6 +126,12 @@ impl ImageSettings {
                 self.avif_speed
             ));
         }
+        if ![8, 10].contains(&self.avif_bit_depth) {
+            return bad(format!(
+                "`avif_bit_depth` = {} is neither 8 nor 10",
+                self.avif_bit_depth
+            ));
+        }
         if !(1..=100).contains(&self.jpeg_quality) {
             return bad(format!(
                 "`jpeg_quality` = {} is not within 1..=100",
@@ -102,6 +148,20 @@ impl ImageSettings {
             return bad("`max_pixels` must be positive".into());
         }
         Ok(())
+    }
+
+    /// The AVIF encoder's options for these settings.
+    pub fn avif_options(&self) -> AvifOptions {
+        AvifOptions {
+            quality: self.avif_quality,
+            speed: self.avif_speed,
+            subsampling: match self.avif_subsampling {
+                AvifSubsampling::Yuv420 => Subsampling::Yuv420,
+                AvifSubsampling::Yuv444 => Subsampling::Yuv444,
+            },
+            ten_bit: self.avif_bit_depth == 10,
+            psychovisual: true,
+        }
     }
 
     /// The widths to produce for an original `width` pixels wide: the configured widths

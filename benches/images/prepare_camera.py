@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Builds the camera-JPEG corpus: the 12 photographs of Debian's `mate-backgrounds`
+package (usr/share/backgrounds/mate/nature/*.jpg, JPEGs as the photographers published
+them, 1280-2560 px wide), served at a site's widths.
+
+usage: prepare_camera.py EXTRACTED_DEB OUT_DIR [WIDTHS]   (WIDTHS default 480,960,1600)
+  EXTRACTED_DEB   `apt-get download mate-backgrounds && dpkg -x mate-backgrounds_*.deb DIR`
+  OUT_DIR/ref/NAME-W.png       the source JPEG decoded (EXIF orientation applied) and
+                               resized to W px wide (Lanczos), at each width qpage would
+                               produce for it (the configured widths up to its own, plus
+                               its own width when below the largest): the reference
+  OUT_DIR/jpeg-src/NAME-W.jpg  that reference re-encoded as the source was: the source's
+                               own quantization tables and chroma subsampling
+                               (libjpeg-turbo through Pillow, optimized Huffman)
+  OUT_DIR/sources.csv          name,width,height,subsampling,ijg_quality_estimate,camera
+"""
+import csv
+import glob
+import os
+import sys
+
+from PIL import Image, ImageOps, JpegImagePlugin
+
+deb, out = sys.argv[1], sys.argv[2]
+widths = [int(w) for w in (sys.argv[3] if len(sys.argv) > 3 else "480,960,1600").split(",")]
+files = sorted(glob.glob(os.path.join(deb, "usr/share/backgrounds/mate/nature/*.jpg")))
+if len(files) != 12:
+    sys.exit(f"expected the 12 photographs of mate-backgrounds 1.26 in {deb}, found {len(files)}")
+for d in ("ref", "jpeg-src"):
+    os.makedirs(os.path.join(out, d), exist_ok=True)
+
+# IJG (libjpeg) standard luminance table, natural order.
+STD_LUMA = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24,
+            40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77,
+            24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95,
+            98, 112, 100, 103, 99]
+
+
+def ijg_quality(table):
+    """The IJG quality whose scaled standard luma table is closest to `table`."""
+    def scaled(q):
+        s = 5000 / q if q < 50 else 200 - 2 * q
+        return [min(max((t * s + 50) // 100, 1), 255) for t in STD_LUMA]
+    return min(range(1, 101), key=lambda q: sum(abs(a - b) for a, b in zip(scaled(q), table)))
+
+
+def target_widths(w):
+    out = sorted({x for x in widths if x <= w} | ({w} if w < max(widths) else set()))
+    return out
+
+
+SUB = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
+with open(os.path.join(out, "sources.csv"), "w", newline="") as f:
+    rows = csv.writer(f)
+    for path in files:
+        src = Image.open(path)
+        tables = src.quantization
+        sampling = JpegImagePlugin.get_sampling(src)
+        exif = src.getexif()
+        camera = " ".join(str(exif.get(t, "")).strip() for t in (0x010F, 0x0110)).strip()
+        name = os.path.splitext(os.path.basename(path))[0]
+        # Sorted by table id: Pillow reads them sorted the same way.
+        q = ijg_quality(sorted(tables.items())[0][1])
+        upright = ImageOps.exif_transpose(src).convert("RGB")
+        rows.writerow([name, upright.width, upright.height, SUB.get(sampling, sampling), q,
+                       camera])
+        for w in target_widths(upright.width):
+            h = max(1, round(upright.height * w / upright.width))
+            im = upright if w == upright.width else upright.resize((w, h), Image.LANCZOS)
+            im.save(os.path.join(out, "ref", f"{name}-{w}.png"))
+            im.save(os.path.join(out, "jpeg-src", f"{name}-{w}.jpg"), qtables=tables,
+                    subsampling=sampling, optimize=True)

@@ -5,7 +5,8 @@ JPEGs' quality.
 
 usage: compare.py SCORES_CSV TIMES_CSV SOURCE_SETTING DEFAULT_SETTING
   SCORES_CSV        score.py output (setting,name,bytes,ssim_rgb,dssim,ssimulacra2)
-  TIMES_CSV         image_bench output (qpage,setting,name,pixels,bytes,seconds); may be empty
+  TIMES_CSV         image_bench output (qpage,setting,name,pixels,bytes,seconds), one row
+                    per image and round (the median round per image is summed); may be empty
   SOURCE_SETTING    the folder holding the source JPEGs (jpeg-src, jpeg-q85)
   DEFAULT_SETTING   qpage's default setting (q75-s6-420-10-psy)
 
@@ -31,15 +32,18 @@ data = defaultdict(dict)  # setting -> name -> {bytes, metrics (as distances)}
 for setting, name, size, s, d, q in csv.reader(open(scores_csv)):
     data[setting][name] = {"bytes": int(size), "ssim_rgb": float(s), "dssim": float(d),
                            "ssimulacra2": max(100.0 - float(q), 1e-3)}
-secs = defaultdict(float)
+runs = defaultdict(list)  # (setting, name) -> seconds of each round
 pixels = {}
 try:
     for _, setting, name, px, _size, t in csv.reader(open(times_csv)):
-        secs[setting] += float(t)
+        runs[(setting, name)].append(float(t))
         if int(px) > 0:
             pixels[name] = int(px)
 except FileNotFoundError:
     pass
+secs = defaultdict(float)  # setting -> sum over images of the median round
+for (setting, name), ts in runs.items():
+    secs[setting] += sorted(ts)[len(ts) // 2]
 names = sorted(data[source])
 mp = sum(pixels.values()) / 1e6 if pixels else None
 

@@ -13,20 +13,24 @@
 # dssim and ssimulacra2_rs (DSSIM_BIN / SSIMULACRA2_BIN, see docs/benchmarks.md).
 #
 # usage: benches/images/run.sh [WORK_DIR]
-#   RUNS=3             timed runs per encode (median kept); RUNS=1 for bytes/quality only
-#   QPAGE_SETTINGS     comma-separated image_bench settings (see generator/examples/image_bench.rs)
-#   AVIFENC_Q          avifenc quantizers (skimage corpus), default "16 24 32 40"
+#   QPAGE_SETTINGS_SKIMAGE, QPAGE_SETTINGS_CAMERA   the bytes/quality sweeps (comma-separated
+#                      image_bench settings, see generator/examples/image_bench.rs)
+#   TIMED_SETTINGS     settings timed on the skimage corpus, ROUNDS interleaved rounds
+#                      (default 3; the median round per image is kept), with avifenc
+#   AVIFENC_Q          avifenc quantizers (skimage corpus), default "24 32"
 #   BENCH_LOCK=FILE    hold `flock FILE` around each timed step (a shared machine's lock)
 #   SKIP_REBUILD=1     skip the 500-image cached rebuild
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work="${1:-${TMPDIR:-/tmp}/qpage-images-bench}"
-runs="${RUNS:-3}"
+rounds="${ROUNDS:-3}"
 corpora="${CORPORA:-skimage camera}"
-default_setting="q75-s6-420-10-psy"
-qpage_settings="${QPAGE_SETTINGS:-50:6,60:6,70:6,75:6,80:6,85:6,90:6,95:6,60:6:444,75:6:444,90:6:444,75:6:420:8,75:4,75:8}"
-avifenc_q="${AVIFENC_Q:-16 24 32 40}"
+default_setting="q75-s4-444-10-psy"
+skimage_settings="${QPAGE_SETTINGS_SKIMAGE:-ravif:60:6,ravif:75:6,ravif:90:6,50:6:420,60:6:420,70:6:420,75:6:420,80:6:420,85:6:420,90:6:420,95:6:420,60:6:444,75:6:444,90:6:444,75:6:420:8,75:6:420:10:psnr,75:8:420,60:4:420,75:4:420,90:4:420,60:4:444,75:4:444,90:4:444}"
+camera_settings="${QPAGE_SETTINGS_CAMERA:-60:6:420,75:6:420,85:6:420,90:6:420,95:6:420,98:6:420,ravif:75:6,ravif:90:6,ravif:95:6,75:4:420,90:4:420,75:4:444,90:4:444}"
+timed_settings="${TIMED_SETTINGS:-ravif:75:6,75:4:444,75:6:444,75:6:420}"
+avifenc_q="${AVIFENC_Q:-24 32}"
 mkdir -p "$work"
 locked() { if [ -n "${BENCH_LOCK:-}" ]; then flock "$BENCH_LOCK" "$@"; else "$@"; fi; }
 
@@ -45,6 +49,7 @@ for corpus in $corpora; do
   case "$corpus" in
     skimage)
       [ -d "$c/ref" ] || python3 "$here/prepare.py" "$c" 85
+      settings="$skimage_settings"
       source=jpeg-q85 ;;
     camera)
       if [ ! -d "$c/ref" ]; then
@@ -52,6 +57,7 @@ for corpus in $corpora; do
         (cd "$deb" && apt-get download mate-backgrounds >/dev/null && dpkg -x mate-backgrounds_*.deb x)
         python3 "$here/prepare_camera.py" "$deb/x" "$c"
       fi
+      settings="$camera_settings"
       source=jpeg-src ;;
     *) echo "unknown corpus $corpus"; exit 1 ;;
   esac
@@ -69,32 +75,36 @@ for n in sorted(os.listdir(f"{c}/ref")):
 PY
   done
 
-  echo "== $corpus: qpage AVIF (one thread, $runs runs) at $qpage_settings"
+  echo "== $corpus: qpage AVIF (one thread) at $settings"
   QPAGE_BENCH_MODE=encode QPAGE_BENCH_IN="$c/ref" QPAGE_BENCH_OUT="$c/qpage" \
-    QPAGE_BENCH_SETTINGS="$qpage_settings" QPAGE_BENCH_RUNS="$runs" \
-    locked "$bench" | grep '^qpage,' >> "$c/times.csv"
+    QPAGE_BENCH_SETTINGS="$settings" QPAGE_BENCH_RUNS=1 "$bench" | grep '^qpage,' >> "$c/sweep-times.csv"
 
-  if [ "$corpus" = skimage ] && [ -n "$avifenc_q" ]; then
-    echo "== $corpus: avifenc (aom, -j 1, 4:2:0, 10-bit, speed 6) at quantizers $avifenc_q"
-    for q in $avifenc_q; do
-      out="$c/avifenc/avifenc-q$q-s6"; mkdir -p "$out"
-      for f in "$c"/ref/*.png; do
-        n="$(basename "$f" .png)"
-        secs=$(locked python3 - "$f" "$out/$n.avif" "$q" "$runs" <<'PY'
+  if [ "$corpus" = skimage ]; then
+    echo "== $corpus: encode time, $rounds interleaved rounds of $timed_settings and avifenc $avifenc_q"
+    : > "$c/times.csv"
+    for r in $(seq "$rounds"); do
+      QPAGE_BENCH_MODE=encode QPAGE_BENCH_IN="$c/ref" QPAGE_BENCH_OUT="$c/timed" \
+        QPAGE_BENCH_SETTINGS="$timed_settings" QPAGE_BENCH_RUNS=1 \
+        locked "$bench" | grep '^qpage,' >> "$c/times.csv"
+      for q in $avifenc_q; do
+        out="$c/avifenc/avifenc-q$q-s6"; mkdir -p "$out"
+        for f in "$c"/ref/*.png; do
+          n="$(basename "$f" .png)"
+          secs=$(locked python3 - "$f" "$out/$n.avif" "$q" <<'PY'
 import subprocess, sys, time
-src, dst, q, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-times = []
-for _ in range(runs):
-    t = time.perf_counter()
-    subprocess.run(["avifenc", "-c", "aom", "-j", "1", "-s", "6", "-y", "420", "-d", "10",
-                    "--min", q, "--max", q, src, dst], check=True, stdout=subprocess.DEVNULL)
-    times.append(time.perf_counter() - t)
-print(f"{sorted(times)[len(times) // 2]:.4f}")
+src, dst, q = sys.argv[1:4]
+t = time.perf_counter()
+subprocess.run(["avifenc", "-c", "aom", "-j", "1", "-s", "6", "-y", "444", "-d", "10",
+                "--min", q, "--max", q, src, dst], check=True, stdout=subprocess.DEVNULL)
+print(f"{time.perf_counter() - t:.4f}")
 PY
 )
-        echo "avifenc,avifenc-q$q-s6,$n,0,$(stat -c %s "$out/$n.avif"),$secs" >> "$c/times.csv"
+          echo "avifenc,avifenc-q$q-s6,$n,0,$(stat -c %s "$out/$n.avif"),$secs" >> "$c/times.csv"
+        done
       done
     done
+  else
+    cp "$c/sweep-times.csv" "$c/times.csv"
   fi
 
   echo "== $corpus: scoring (RGB SSIM, dssim, SSIMULACRA 2)"

@@ -74,8 +74,8 @@ impl Default for ImageSettings {
         ImageSettings {
             widths: DEFAULT_WIDTHS.to_vec(),
             avif_quality: 75.0,
-            avif_speed: 6,
-            avif_subsampling: AvifSubsampling::Yuv420,
+            avif_speed: 4,
+            avif_subsampling: AvifSubsampling::Yuv444,
             avif_bit_depth: 10,
             jpeg_quality: 80,
             png_level: 2,

@@ -765,8 +765,8 @@ fn avif_subsampling_and_depth_decode_right_and_are_cache_parameters() {
         assert_eq!(decoded.dimensions(), original.dimensions());
         let mut err = [0u64; 3];
         for (a, b) in decoded.pixels().zip(original.pixels()) {
-            for c in 0..3 {
-                err[c] += u64::from(a.0[c].abs_diff(b.0[c]));
+            for ((e, x), y) in err.iter_mut().zip(a.0).zip(b.0) {
+                *e += u64::from(x.abs_diff(y));
             }
         }
         let n = u64::from(original.width() * original.height());

@@ -26,10 +26,9 @@
 //! - all metadata (EXIF with GPS, XMP, IPTC, comments, text chunks) is gone from every
 //!   output: pixels are re-encoded, and passed-through originals are stripped;
 //! - AVIF encodes run on one thread each (rav1e with one thread and one tile, ravif with
-//!   `with_num_threads(Some(1))`, and ravif/rav1e and
-//!   oxipng are built without their rayon features): parallelism comes from the build
-//!   calling [`process`] for many images on its rayon pool, bounded by the cache's
-//!   [`EncodeBudget`] (memory and count).
+//!   `with_num_threads(Some(1))`; ravif/rav1e and oxipng are built without their rayon
+//!   features): parallelism comes from the build calling [`process`] for many images on
+//!   its rayon pool, bounded by the cache's [`EncodeBudget`] (memory and count).
 //!
 //! # Parallelism
 //!

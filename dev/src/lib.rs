@@ -262,6 +262,7 @@ async fn bind(opts: &DevOptions, scratch: &std::path::Path) -> Result<DevServer,
 
 /// One batch of changes: rebuild, push the changed files, tell the browsers.
 fn rebuild(session: &mut Session, handle: &DevHandle, batch: &[PathBuf]) {
+    let start = std::time::Instant::now();
     let update = session.update(batch);
     if update.changed.is_empty() {
         session.flush();
@@ -280,7 +281,11 @@ fn rebuild(session: &mut Session, handle: &DevHandle, batch: &[PathBuf]) {
         tracing::error!(error = %e, "cannot serve the new files");
         return;
     }
-    tracing::debug!(took = ?t.elapsed(), "served the new files");
+    tracing::debug!(
+        took = ?t.elapsed(),
+        since_batch = ?start.elapsed(),
+        "served the new files"
+    );
     handle.set_errors(dev_errors(&update.errors));
     if update.changed.is_empty() {
         return;

@@ -161,13 +161,7 @@ impl LiveDeploy {
                 }
             }
         }
-        let secs = std::time::SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let modified = UNIX_EPOCH + Duration::from_secs(secs);
-        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
-            .unwrap_or_else(|_| self.last_modified.clone());
+        let (modified, last_modified) = now_modified(&self.last_modified);
         LiveDeploy {
             site: self.site.clone(),
             id,
@@ -180,6 +174,61 @@ impl LiveDeploy {
             cache_tag: self.cache_tag.clone(),
         }
     }
+}
+
+impl LiveDeploy {
+    /// Replaces (`Some`) or removes (`None`) some files of this deploy in place, takes
+    /// new rules when given, and makes it deploy `id`, modified now: how `qpage dev`
+    /// brings its spare copy of the site up to date with work proportional to the
+    /// change. Files not named keep their precomputed headers, which name the old
+    /// modification time and rules: the caller must start a new header-policy
+    /// generation ([`crate::hot`]) before serving this deploy.
+    pub(crate) fn apply(
+        &mut self,
+        id: DeployId,
+        changed: &[(String, Option<FileEntry>)],
+        redirects: Option<Redirects>,
+        headers: Option<Headers>,
+    ) {
+        let mut interner = Interner::default();
+        for (path, entry) in changed {
+            match entry {
+                Some(f) => {
+                    let served = ServedFile::new(path, f, &mut interner);
+                    match self.files.get_mut(path.as_str()) {
+                        Some(slot) => *slot = served,
+                        None => {
+                            self.files.insert(path.clone().into_boxed_str(), served);
+                        }
+                    }
+                }
+                None => {
+                    self.files.remove(path.as_str());
+                }
+            }
+        }
+        if let Some(r) = redirects {
+            self.redirects = r;
+        }
+        if let Some(h) = headers {
+            self.headers = h;
+        }
+        self.id = id;
+        (self.modified, self.last_modified) = now_modified(&self.last_modified);
+    }
+}
+
+/// The current time as a deploy's modification time (whole seconds) and its
+/// `Last-Modified` value (`fallback` if it cannot be formatted).
+fn now_modified(fallback: &HeaderValue) -> (std::time::SystemTime, HeaderValue) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let modified = UNIX_EPOCH + Duration::from_secs(secs);
+    let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+        .unwrap_or_else(|_| fallback.clone());
+    (modified, last_modified)
 }
 
 /// Whether a path names a fingerprinted asset: the last `.`- or `-`-separated part of

@@ -114,6 +114,8 @@ struct State {
     sitemap_stale: bool,
     /// Feed files by the listing they belong to.
     feeds: FilesBy,
+    /// The pages each listing's feeds show.
+    feed_pages: HashMap<String, Vec<usize>>,
     /// Every output file as written.
     files: BTreeMap<String, Arc<[u8]>>,
     manifest: Manifest,
@@ -652,35 +654,55 @@ impl Session {
 
         // Render and rewrite what is dirty.
         let jobs: Vec<Job> = dirty.into_iter().collect();
+        // When the set of output paths cannot have changed, the output table is patched
+        // in place (only the re-made files compared and written); otherwise it is
+        // assembled again from every source.
+        let feeds_all = feeds.contains("*");
+        let patchable = rerender.is_none()
+            && !data_changed
+            && statics_changed.is_empty()
+            && !feeds_all
+            && !errors.contains_key("output")
+            && !st.files.is_empty();
+        let before = patchable.then(|| Before::of(st, &jobs, &feeds));
         let t_render = Instant::now();
         let rendered = render_jobs(st, &jobs, errors);
         let t_indexes = Instant::now();
-        let feeds_all = feeds.contains("*");
         if feeds_all {
-            st.feeds = feeds_by_listing(&st.site, None);
+            refresh_feeds(st, None);
         } else if !feeds.is_empty() {
-            for listing in &feeds {
-                st.feeds.remove(listing);
-            }
-            for (listing, files) in feeds_by_listing(&st.site, Some(&feeds)) {
-                st.feeds.insert(listing, files);
-            }
+            refresh_feeds(st, Some(&feeds));
         }
+        let sitemap_rebuilt = st.sitemap_stale;
         if st.sitemap_stale {
             st.sitemap_files = sitemaps(st);
             st.sitemap_stale = false;
         }
         let t_files = Instant::now();
-        let files = match all_files(st) {
-            Ok(f) => f,
-            Err(e) => {
-                errors.insert("output".into(), e);
-                return Ok(finish_errors(errors, start));
+        let patch = before.and_then(|b| b.patch(st, &jobs, &feeds, sitemap_rebuilt));
+        let t_write;
+        let written = match patch {
+            Some(patch) => {
+                t_write = Instant::now();
+                write_patch(&self.dest, &mut st.files, patch)
+            }
+            None => {
+                let files = match all_files(st) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        errors.insert("output".into(), e);
+                        return Ok(finish_errors(errors, start));
+                    }
+                };
+                errors.remove("output");
+                t_write = Instant::now();
+                write_changes(&self.dest, &st.files, &files).map(|c| {
+                    st.files = files;
+                    c
+                })
             }
         };
-        errors.remove("output");
-        let t_write = Instant::now();
-        let changed = match write_changes(&self.dest, &st.files, &files) {
+        let changed = match written {
             Ok(c) => c,
             Err(e) => {
                 errors.insert("write".into(), e);
@@ -689,7 +711,6 @@ impl Session {
         };
         errors.remove("write");
         apply_manifest(&mut st.manifest, &changed);
-        st.files = files;
         let t_manifest = Instant::now();
         if self.defer_manifest {
             self.manifest_pending |= !changed.is_empty();
@@ -828,9 +849,20 @@ fn dependents_of_page(
             dirty.insert(job.clone());
         }
     }
-    feeds.insert("/".into());
-    feeds.insert(section.path.clone());
-    feeds.extend(terms);
+    // The feeds showing it (a page's place in them did not change).
+    let shown = |listing: &str| {
+        st.feed_pages
+            .get(listing)
+            .is_some_and(|pages| pages.contains(&pi))
+    };
+    for listing in std::iter::once("/".to_string())
+        .chain(std::iter::once(section.path.clone()))
+        .chain(terms)
+    {
+        if shown(&listing) {
+            feeds.insert(listing);
+        }
+    }
 }
 
 fn index_pages(st: &mut State) {
@@ -918,20 +950,33 @@ fn render_jobs(
     n
 }
 
-/// Feed files grouped by the listing they belong to (`/`, a section's or term's path).
-fn feeds_by_listing(site: &Site, only: Option<&HashSet<String>>) -> FilesBy {
-    let mut out: FilesBy = BTreeMap::new();
-    for (path, bytes) in finish::feed_files_for(site, only) {
-        let listing = format!(
-            "/{}",
-            path.trim_end_matches("atom.xml")
-                .trim_end_matches("rss.xml")
-        );
-        out.entry(listing)
-            .or_default()
-            .push((path, Arc::from(bytes)));
+/// Makes the feeds of the listings at `only` (`/`, a section's or term's path), or of
+/// all of them, again: their files and the pages they show replace the old ones.
+fn refresh_feeds(st: &mut State, only: Option<&HashSet<String>>) {
+    match only {
+        None => {
+            st.feeds.clear();
+            st.feed_pages.clear();
+        }
+        Some(only) => {
+            for listing in only {
+                st.feeds.remove(listing);
+                st.feed_pages.remove(listing);
+            }
+        }
     }
-    out
+    for l in finish::listing_feeds(&st.site, only) {
+        if !l.files.is_empty() {
+            st.feeds.insert(
+                l.listing.clone(),
+                l.files
+                    .into_iter()
+                    .map(|(p, b)| (p, Arc::from(b)))
+                    .collect(),
+            );
+        }
+        st.feed_pages.insert(l.listing, l.pages);
+    }
 }
 
 /// The output files of statics: images processed, CSS and JS fingerprinted unless
@@ -1081,6 +1126,110 @@ fn sitemaps(st: &State) -> Vec<(String, Arc<[u8]>)> {
         .collect()
 }
 
+/// The output paths of what an update is about to make again (the dirty jobs' pages,
+/// the feeds of the listings refreshed, the sitemaps), taken before it does.
+struct Before {
+    pages: Vec<Option<String>>,
+    feeds: Vec<Vec<String>>,
+    sitemaps: Vec<String>,
+}
+
+impl Before {
+    fn of(st: &State, jobs: &[Job], feeds: &HashSet<String>) -> Before {
+        Before {
+            pages: jobs
+                .iter()
+                .map(|j| st.pages.get(j).map(|o| o.out.clone()))
+                .collect(),
+            feeds: feeds.iter().map(|l| feed_paths(st, l)).collect(),
+            sitemaps: st.sitemap_files.iter().map(|(p, _)| p.clone()).collect(),
+        }
+    }
+
+    /// The re-made output files, when they have the same paths as before (so the
+    /// output table only needs their bytes replaced); `None` when any path changed.
+    fn patch(
+        self,
+        st: &State,
+        jobs: &[Job],
+        feeds: &HashSet<String>,
+        sitemap_rebuilt: bool,
+    ) -> Option<Vec<(String, Arc<[u8]>)>> {
+        let mut out = Vec::new();
+        for (job, old) in jobs.iter().zip(self.pages) {
+            match (st.pages.get(job), old) {
+                (Some(o), Some(old)) if o.out == old => out.push((old, o.bytes.clone())),
+                (None, None) => {}
+                _ => return None,
+            }
+        }
+        for (listing, old) in feeds.iter().zip(self.feeds) {
+            if feed_paths(st, listing) != old {
+                return None;
+            }
+            out.extend(st.feeds.get(listing).into_iter().flatten().cloned());
+        }
+        if sitemap_rebuilt {
+            if !st
+                .sitemap_files
+                .iter()
+                .map(|(p, _)| p)
+                .eq(self.sitemaps.iter())
+            {
+                return None;
+            }
+            out.extend(st.sitemap_files.iter().cloned());
+        }
+        out.iter()
+            .all(|(p, _)| st.files.contains_key(p))
+            .then_some(out)
+    }
+}
+
+fn feed_paths(st: &State, listing: &str) -> Vec<String> {
+    st.feeds
+        .get(listing)
+        .map(|l| l.iter().map(|(p, _)| p.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Writes the files of `patch` whose bytes differ from `files` and updates `files` in
+/// place; returns the files written.
+#[allow(clippy::type_complexity)]
+fn write_patch(
+    dest: &Path,
+    files: &mut BTreeMap<String, Arc<[u8]>>,
+    patch: Vec<(String, Arc<[u8]>)>,
+) -> Result<Vec<(String, Option<Arc<[u8]>>)>, Vec<Diagnostic>> {
+    let mut changed = Vec::new();
+    for (path, bytes) in patch {
+        let Some(slot) = files.get_mut(&path) else {
+            continue;
+        };
+        if Arc::ptr_eq(slot, &bytes) || slot[..] == bytes[..] {
+            continue;
+        }
+        write_file(dest, &path, &bytes)?;
+        *slot = bytes.clone();
+        changed.push((path, Some(bytes)));
+    }
+    Ok(changed)
+}
+
+/// Writes one output file, replacing it by rename so a reader never sees half a file.
+fn write_file(dest: &Path, path: &str, bytes: &[u8]) -> Result<(), Vec<Diagnostic>> {
+    let full = dest.join(path);
+    if let Some(dir) = full.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| vec![Diagnostic::io(dir, &e)])?;
+    }
+    let tmp = full.with_file_name(format!(
+        ".{}.qpage-tmp",
+        full.file_name().map_or("f".into(), |n| n.to_string_lossy())
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| vec![Diagnostic::io(&tmp, &e)])?;
+    std::fs::rename(&tmp, &full).map_err(|e| vec![Diagnostic::io(&full, &e)])
+}
+
 /// Writes the files whose bytes differ and removes the ones gone; returns them.
 #[allow(clippy::type_complexity)]
 fn write_changes(
@@ -1094,17 +1243,7 @@ fn write_changes(
             .get(path)
             .is_some_and(|o| Arc::ptr_eq(o, bytes) || o[..] == bytes[..]);
         if !same {
-            let full = dest.join(path);
-            if let Some(dir) = full.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| vec![Diagnostic::io(dir, &e)])?;
-            }
-            // Replace by rename, so a reader never sees half a file.
-            let tmp = full.with_file_name(format!(
-                ".{}.qpage-tmp",
-                full.file_name().map_or("f".into(), |n| n.to_string_lossy())
-            ));
-            std::fs::write(&tmp, bytes).map_err(|e| vec![Diagnostic::io(&tmp, &e)])?;
-            std::fs::rename(&tmp, &full).map_err(|e| vec![Diagnostic::io(&full, &e)])?;
+            write_file(dest, path, bytes)?;
             changed.push((path.clone(), Some(bytes.clone())));
         }
     }
@@ -1272,6 +1411,7 @@ fn full_build(opts: &BuildOptions, image_cache: &Arc<ImageCache>) -> Result<Stat
         sitemap_files: Vec::new(),
         sitemap_stale: true,
         feeds: BTreeMap::new(),
+        feed_pages: HashMap::new(),
         files: BTreeMap::new(),
         manifest: Manifest {
             version: 1,
@@ -1285,7 +1425,7 @@ fn full_build(opts: &BuildOptions, image_cache: &Arc<ImageCache>) -> Result<Stat
     if !errors.is_empty() {
         return Err(BuildError::new(errors.into_values().flatten().collect()));
     }
-    st.feeds = feeds_by_listing(&st.site, None);
+    refresh_feeds(&mut st, None);
     st.sitemap_files = sitemaps(&st);
     st.sitemap_stale = false;
     st.files = all_files(&st).map_err(BuildError::new)?;

@@ -99,6 +99,9 @@ struct State {
     by_path: HashMap<String, usize>,
     jobs: Vec<Job>,
     pages: HashMap<Job, PageOut>,
+    /// The jobs whose last render looked up each page or section (`page:/path/`,
+    /// `section:/path/`): the reverse of [`PageOut::reads`].
+    readers: HashMap<String, HashSet<Job>>,
     /// Jobs whose last render failed (rendered again on the next update).
     failed: BTreeSet<Job>,
     image_settings: ImageSettings,
@@ -509,9 +512,9 @@ impl Session {
                     if rerender.is_some() {
                         dirty = st.jobs.iter().cloned().collect();
                         // Pages of the old model are replaced by the new ones.
-                        let old: HashMap<Job, PageOut> = std::mem::take(&mut st.pages);
-                        let _ = old_jobs;
-                        drop(old);
+                        st.pages.clear();
+                        st.readers.clear();
+                        drop(old_jobs);
                         feeds.insert("*".into());
                     } else {
                         // Edited pages (their place unchanged) and what shows them.
@@ -524,7 +527,15 @@ impl Session {
                         }
                         // Data: record pages, and pages whose templates read `data`.
                         let old: HashSet<Job> = old_jobs.into_iter().collect();
-                        st.pages.retain(|j, _| !matches!(j, Job::Record(_)));
+                        let records: Vec<Job> = st
+                            .pages
+                            .keys()
+                            .filter(|j| matches!(j, Job::Record(_)))
+                            .cloned()
+                            .collect();
+                        for job in records {
+                            forget_page(st, &job);
+                        }
                         st.sitemap_stale = true;
                         for job in &st.jobs {
                             let reads_data = render::job_template(&st.site, job)
@@ -788,21 +799,18 @@ fn dependents_of_page(
     dirty: &mut BTreeSet<Job>,
     feeds: &mut HashSet<String>,
 ) {
-    let page = &st.site.pages[pi];
-    let section = &st.site.sections[page.section];
-    let page_key = format!("page:{}", page.path);
-    let section_key = format!("section:{}", section.path);
-    let terms: HashSet<String> = page
-        .terms
-        .values()
-        .flatten()
-        .map(|t| t.path.clone())
-        .collect();
-    let translations: HashSet<usize> = page
-        .translations
-        .iter()
-        .filter_map(|(_, p)| st.by_path.get(p).copied())
-        .collect();
+    let site = &st.site;
+    let page = &site.pages[pi];
+    let section = &site.sections[page.section];
+    // The page, its neighbours (they link to it) and its translations.
+    let mut hits: Vec<Job> = vec![Job::Page(pi)];
+    hits.extend(page.lower.map(Job::Page));
+    hits.extend(page.higher.map(Job::Page));
+    hits.extend(
+        page.translations
+            .iter()
+            .filter_map(|(_, p)| st.by_path.get(p).map(|&i| Job::Page(i))),
+    );
     // The listing page (k) showing it; for a term, all of them when it is among the
     // first three (their descriptions name those).
     let k_of = |list: &[usize], per: usize| {
@@ -810,45 +818,44 @@ fn dependents_of_page(
             .position(|&p| p == pi)
             .map(|pos| (pos / per.max(1) + 1, pos < 3))
     };
-    let section_k = k_of(&section.pages, render::per_page(&st.site, page.section)).map(|(k, _)| k);
-    let term_k: HashMap<String, (usize, bool)> = st
-        .site
-        .taxonomies
-        .iter()
-        .flat_map(|t| {
-            t.terms.iter().filter_map(|(slug, term)| {
-                let path = format!("/{}/{slug}/", t.name);
-                if !terms.contains(&path) {
-                    return None;
-                }
-                k_of(&term.pages, st.site.config.paginate_by).map(|k| (path, k))
-            })
-        })
-        .collect();
-    for job in &st.jobs {
-        let hit = match job {
-            Job::Page(p) => {
-                *p == pi
-                    || Some(*p) == page.lower
-                    || Some(*p) == page.higher
-                    || translations.contains(p)
-            }
-            // Redirects name the page's URL only, which did not change.
-            Job::Alias(..) => false,
-            Job::Section(si, k) => *si == page.section && Some(*k) == section_k,
-            Job::Term(ti, slug, k) => term_k
-                .get(&format!("/{}/{slug}/", st.site.taxonomies[*ti].name))
-                .is_some_and(|&(tk, first)| first || tk == *k),
-            Job::TaxonomyList(_) | Job::Record(_) | Job::NotFound => false,
+    if let Some((k, _)) = k_of(&section.pages, render::per_page(site, page.section)) {
+        hits.push(Job::Section(page.section, k));
+    }
+    let per = site.config.paginate_by.max(1);
+    for (tax, refs) in &page.terms {
+        let Some(ti) = site.taxonomies.iter().position(|t| t.name == *tax) else {
+            continue;
         };
-        let reads = st
-            .pages
-            .get(job)
-            .is_some_and(|o| o.reads.iter().any(|r| *r == page_key || *r == section_key));
-        if hit || reads {
-            dirty.insert(job.clone());
+        for r in refs {
+            let Some(term) = site.taxonomies[ti].terms.get(&r.slug) else {
+                continue;
+            };
+            match k_of(&term.pages, per) {
+                Some((_, true)) => {
+                    let n = term.pages.len().div_ceil(per).max(1);
+                    hits.extend((1..=n).map(|k| Job::Term(ti, r.slug.clone(), k)));
+                }
+                Some((k, false)) => hits.push(Job::Term(ti, r.slug.clone(), k)),
+                None => {}
+            }
         }
     }
+    // Redirects (aliases) name the page's URL only, which did not change.
+    for job in hits {
+        if st.pages.contains_key(&job) || st.failed.contains(&job) {
+            dirty.insert(job);
+        }
+    }
+    // Pages whose templates looked it (or its section) up.
+    for key in [
+        format!("page:{}", page.path),
+        format!("section:{}", section.path),
+    ] {
+        if let Some(jobs) = st.readers.get(&key) {
+            dirty.extend(jobs.iter().cloned());
+        }
+    }
+    let terms = page.terms.values().flatten().map(|t| t.path.clone());
     // The feeds showing it (a page's place in them did not change).
     let shown = |listing: &str| {
         st.feed_pages
@@ -932,6 +939,10 @@ fn render_jobs(
             o.sitemap == f.page.sitemap && o.images == f.images && o.alternates == f.page.alternates
         });
         st.sitemap_stale |= !same_entry;
+        forget_page(st, &job);
+        for r in &reads {
+            st.readers.entry(r.clone()).or_default().insert(job.clone());
+        }
         st.pages.insert(
             job,
             PageOut {
@@ -948,6 +959,21 @@ fn render_jobs(
         );
     }
     n
+}
+
+/// Removes a job's output and its entries in the lookup index.
+fn forget_page(st: &mut State, job: &Job) {
+    let Some(old) = st.pages.remove(job) else {
+        return;
+    };
+    for r in &old.reads {
+        if let Some(jobs) = st.readers.get_mut(r) {
+            jobs.remove(job);
+            if jobs.is_empty() {
+                st.readers.remove(r);
+            }
+        }
+    }
 }
 
 /// Makes the feeds of the listings at `only` (`/`, a section's or term's path), or of
@@ -1401,6 +1427,7 @@ fn full_build(opts: &BuildOptions, image_cache: &Arc<ImageCache>) -> Result<Stat
         by_path: HashMap::new(),
         jobs,
         pages: HashMap::new(),
+        readers: HashMap::new(),
         failed: BTreeSet::new(),
         image_settings,
         images,

@@ -707,10 +707,7 @@ impl Session {
                 };
                 errors.remove("output");
                 t_write = Instant::now();
-                write_changes(&self.dest, &st.files, &files).map(|c| {
-                    st.files = files;
-                    c
-                })
+                write_changes(&self.dest, &st.files, &files).inspect(|_| st.files = files)
             }
         };
         let changed = match written {

@@ -2,13 +2,17 @@
 //! store, swapped atomically on reload, and reuses already-loaded deploys, so routing
 //! changes apply without a restart.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use http::HeaderValue;
 
 use crate::config::EdgeConfig;
+
+/// The routing tables' maps. Their keys (hosts, paths) come from the operator and site
+/// deploys, and lookups are every request's hottest work: foldhash, with a random
+/// seed per process, instead of SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use crate::error::Result;
 use crate::rules::{Headers, Redirects};
 use crate::store::{Deploy, DeployId, FileEntry, SiteConfig, Store, WwwPolicy};
@@ -60,7 +64,7 @@ impl LiveDeploy {
         let modified = UNIX_EPOCH + Duration::from_secs(deploy.created);
         let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
             .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
-        let mut files = HashMap::with_capacity(deploy.files.len());
+        let mut files = HashMap::with_capacity_and_hasher(deploy.files.len(), Default::default());
         for (path, f) in deploy.files {
             let served = ServedFile::new(&path, &f, interner);
             files.insert(path.into_boxed_str(), served);

@@ -220,14 +220,27 @@ impl Server {
                     let io = StallTimeout::new(stream, write_timeout).with_deadline(deadline);
                     match tls {
                         None => {
-                            let lean = crate::h1::serve(io, h1_limits, &mut stop, |req| {
-                                crate::tls::http_front(
-                                    req,
-                                    service_shared.clone(),
-                                    ConnInfo::plain(peer),
-                                )
-                            })
-                            .await;
+                            // Without TLS the front has nothing to do: call the handler
+                            // directly (its future is moved less and is smaller).
+                            let lean = if service_shared.tls.get().is_none() {
+                                crate::h1::serve(io, h1_limits, &mut stop, |req| {
+                                    crate::handler::handle(
+                                        req,
+                                        service_shared.clone(),
+                                        ConnInfo::plain(peer),
+                                    )
+                                })
+                                .await
+                            } else {
+                                crate::h1::serve(io, h1_limits, &mut stop, |req| {
+                                    crate::tls::http_front(
+                                        req,
+                                        service_shared.clone(),
+                                        ConnInfo::plain(peer),
+                                    )
+                                })
+                                .await
+                            };
                             if let crate::h1::Outcome::Fallback(io) = lean {
                                 let service = service_fn(move |req| {
                                     let sh = service_shared.clone();

@@ -205,6 +205,14 @@ fn blog_edits_match_a_full_build() {
     );
     f.assert_same_as_full_build("old post");
 
+    // An image added to the text: the page's sitemap entry lists it, so the sitemap is
+    // made again (in place, with the page).
+    let u = f.edit(post, "\n\n", "\n\n![A rocket](/images/rocket.jpg)\n\n");
+    ok(&u, "image in the text");
+    assert_eq!(u.mode, Mode::Incremental, "image in the text");
+    assert!(changed(&u).contains(&"sitemap.xml"), "{:?}", changed(&u));
+    f.assert_same_as_full_build("image in the text");
+
     // Title: listings, neighbours and term pages show it.
     let text = std::fs::read_to_string(f.site.join(post)).expect("read");
     let title_line = text

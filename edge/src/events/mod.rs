@@ -101,7 +101,7 @@ impl Events {
         if !cfg.enabled {
             return Ok(None);
         }
-        let buffers = Arc::new(record::Buffers::new(cfg.queue_capacity));
+        let buffers = Arc::new(record::Buffers::new(cfg.queue_max_bytes));
         let dir = cfg.dir.clone().unwrap_or_else(|| data_dir.join("events"));
         let worker = batcher::Worker::spawn(cfg, &dir, counters.clone(), buffers.clone())?;
         Ok(Some(Events {

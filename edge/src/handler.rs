@@ -57,7 +57,7 @@ pub(crate) async fn handle<B>(
             status,
             bytes,
             cache,
-            content_type: resp.headers().get(header::CONTENT_TYPE).cloned(),
+            content_type: resp.headers().get(header::CONTENT_TYPE),
         };
         ev.emit(&req, &conn, served);
     }

@@ -72,14 +72,14 @@ pub(crate) async fn track_cache<F: Future>(f: F) -> (F::Output, CacheUse) {
 }
 
 /// What [`Events::emit`] needs from a finished request.
-pub(crate) struct Served {
+pub(crate) struct Served<'a> {
     pub start: Instant,
     pub duration: Duration,
     pub site: Option<Arc<str>>,
     pub status: u16,
     pub bytes: u64,
     pub cache: CacheUse,
-    pub content_type: Option<HeaderValue>,
+    pub content_type: Option<&'a HeaderValue>,
 }
 
 /// The request side of the pipeline.
@@ -113,7 +113,7 @@ impl Events {
     }
 
     /// Records the event of a finished request; never waits.
-    pub(crate) fn emit<B>(&self, req: &Request<B>, conn: &ConnInfo, served: Served) {
+    pub(crate) fn emit<B>(&self, req: &Request<B>, conn: &ConnInfo, served: Served<'_>) {
         let (mut host, mut referer, mut ua): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
         let (mut xff, mut fwd): (&[u8], &[u8]) = (b"", b"");
         // One pass over the headers costs less than a hashed lookup per name.
@@ -136,11 +136,7 @@ impl Events {
             host = a.as_str().as_bytes();
         }
         let site = served.site.as_deref().unwrap_or("").as_bytes();
-        let ctype = served
-            .content_type
-            .as_ref()
-            .map(|v| v.as_bytes())
-            .unwrap_or(b"");
+        let ctype = served.content_type.map(|v| v.as_bytes()).unwrap_or(b"");
         let rec = record::Record {
             start: served.start,
             dur_us: served.duration.as_secs() * 1_000_000

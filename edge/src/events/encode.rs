@@ -251,36 +251,34 @@ fn lower_string(out: &mut Vec<u8>, b: &[u8]) {
     out.push(b'"');
 }
 
-/// Whether `b` is printable ASCII without `"` or `\\` (eight bytes at a time).
+/// Whether `b` is printable ASCII without `"` or `\\` (eight bytes at a time; a false
+/// `false` only costs the escaping path).
 fn plain(b: &[u8]) -> bool {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
+    let bad = |c: &[u8]| {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
         let x = u64::from_le_bytes(w);
-        let bad = (x & HI)
+        (x & HI)
             | (x.wrapping_sub(LO * 0x20) & !x & HI)
             | zero(x ^ (LO * 0x22))
             | zero(x ^ (LO * 0x5c))
-            | zero(x ^ (LO * 0x7f));
-        if bad != 0 {
-            return false;
-        }
+            | zero(x ^ (LO * 0x7f))
+            != 0
+    };
+    if b.len() < 8 {
+        return b
+            .iter()
+            .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\');
     }
-    // The tail, padded with a harmless byte.
-    let r = chunks.remainder();
-    let mut w = [b'a'; 8];
-    w[..r.len()].copy_from_slice(r);
-    let x = u64::from_le_bytes(w);
-    let bad = (x & HI)
-        | (x.wrapping_sub(LO * 0x20) & !x & HI)
-        | zero(x ^ (LO * 0x22))
-        | zero(x ^ (LO * 0x5c))
-        | zero(x ^ (LO * 0x7f));
-    bad == 0
+    let mut chunks = b.chunks_exact(8);
+    if chunks.any(bad) {
+        return false;
+    }
+    // The tail: the last eight bytes, overlapping what was checked.
+    chunks.remainder().is_empty() || !bad(&b[b.len() - 8..])
 }
 
 /// A JSON string of `b` (cut to [`MAX_FIELD`] bytes); invalid UTF-8 becomes U+FFFD.
@@ -331,7 +329,15 @@ mod tests {
     #[test]
     fn plain_detection() {
         assert!(plain(b"/some/long/path/name.html"));
+        assert!(plain(b""));
+        assert!(plain(b"/a.b"));
+        assert!(plain(b"12345678"));
         for bad in [
+            &b"a\"b"[..],
+            b"ab\\",
+            b"\x1f",
+            b"12345678\xff",
+            b"1234567\n",
             &b"/some/long/pa\"h/x"[..],
             b"/some/long/pa\\h",
             b"0123456789\x01",

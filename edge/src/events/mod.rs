@@ -62,13 +62,36 @@ pub(crate) fn note_cache(c: CacheUse) {
 }
 
 /// Runs a request's handler and reports what it noted with [`note_cache`].
-pub(crate) async fn track_cache<F: Future>(f: F) -> (F::Output, CacheUse) {
-    CACHE_USE
-        .scope(Cell::new(CacheUse::None), async {
-            let out = f.await;
-            (out, CACHE_USE.with(Cell::get))
-        })
-        .await
+///
+/// A plain future rather than an `async fn`: an `async fn` that moves its future
+/// argument into a scope holds it twice, and every request's future is moved
+/// several times on its way to the connection.
+pub(crate) fn track_cache<F: Future>(f: F) -> TrackCache<F> {
+    TrackCache {
+        inner: CACHE_USE.scope(Cell::new(CacheUse::None), f),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`track_cache`].
+    pub(crate) struct TrackCache<F: Future> {
+        #[pin]
+        inner: tokio::task::futures::TaskLocalFuture<Cell<CacheUse>, F>,
+    }
+}
+
+impl<F: Future> Future for TrackCache<F> {
+    type Output = (F::Output, CacheUse);
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let mut inner = self.project().inner;
+        let out = std::task::ready!(inner.as_mut().poll(cx));
+        let used = inner.take_value().map_or(CacheUse::None, |c| c.get());
+        std::task::Poll::Ready((out, used))
+    }
 }
 
 /// What [`Events::emit`] needs from a finished request.

@@ -28,6 +28,11 @@ use crate::handler::Body;
 /// configured `max_headers`.
 const MAX_FAST_HEADERS: usize = 48;
 
+/// The body type of the requests the lean path makes (they have none). The handler
+/// recognizes it and may answer with a [`crate::hot::WireHead`] instead of a header
+/// map, which only this path's writer understands.
+pub(crate) struct LeanBody;
+
 /// What ended the lean path.
 pub(crate) enum Outcome<IO> {
     /// The connection is finished (closed by the client, timed out, asked to close,
@@ -57,7 +62,7 @@ pub(crate) async fn serve<IO, F, Fut>(
 ) -> Outcome<IO>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
-    F: FnMut(Request<()>) -> Fut,
+    F: FnMut(Request<LeanBody>) -> Fut,
     Fut: Future<Output = Response<Body>>,
 {
     let mut buf = BytesMut::with_capacity(8 * 1024);
@@ -203,8 +208,8 @@ fn parse(buf: &[u8]) -> Parsed {
 impl Head {
     /// The request as `http` types, sharing `raw`'s memory (the bytes `parse` saw);
     /// `None` when a part is not valid for them.
-    fn request(&self, raw: &Bytes) -> Option<Request<()>> {
-        let mut req = Request::new(());
+    fn request(&self, raw: &Bytes) -> Option<Request<LeanBody>> {
+        let mut req = Request::new(LeanBody);
         *req.method_mut() = self.method.clone();
         let (ps, pe) = self.path;
         *req.uri_mut() = Uri::from_maybe_shared(raw.slice(ps as usize..pe as usize)).ok()?;
@@ -243,6 +248,10 @@ async fn write_response<IO: AsyncWrite + Unpin>(
     out.extend_from_slice(b"\r\n");
     let mut has_length = false;
     let mut has_date = false;
+    if let Some(wire) = parts.extensions.get::<crate::hot::WireHead>() {
+        // Prepared lines carry neither content-length nor date.
+        out.extend_from_slice(&wire.lines);
+    }
     for (name, value) in parts.headers.iter() {
         if name == header::CONTENT_LENGTH {
             has_length = true;

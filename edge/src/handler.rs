@@ -30,9 +30,15 @@ fn full(b: Bytes) -> Body {
     http_body_util::Either::Left(Full::new(b))
 }
 
+/// Whether a request came from the lean HTTP/1.1 path, whose writer takes prepared
+/// header lines ([`crate::hot::WireHead`]).
+fn is_lean<B: 'static>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<crate::h1::LeanBody>()
+}
+
 /// Handles one request, recording it in the metrics and, when enabled, as an access
 /// event (queued, never waited for).
-pub(crate) async fn handle<B>(
+pub(crate) async fn handle<B: 'static>(
     req: Request<B>,
     shared: Arc<Shared>,
     conn: ConnInfo,
@@ -57,7 +63,11 @@ pub(crate) async fn handle<B>(
             status,
             bytes,
             cache,
-            content_type: resp.headers().get(header::CONTENT_TYPE),
+            content_type: resp.headers().get(header::CONTENT_TYPE).or_else(|| {
+                resp.extensions()
+                    .get::<crate::hot::WireHead>()
+                    .and_then(|w| w.content_type.as_ref())
+            }),
         };
         ev.emit(&req, &conn, served);
     }
@@ -128,7 +138,7 @@ impl<'a> Wanted<'a> {
     }
 }
 
-async fn route_and_serve<B>(
+async fn route_and_serve<B: 'static>(
     req: &Request<B>,
     shared: &Arc<Shared>,
 ) -> (SiteClass, Option<Arc<str>>, Response<Body>) {
@@ -258,7 +268,7 @@ fn resolve<'a>(deploy: &'a LiveDeploy, path: &str) -> Resolved<'a> {
     Resolved::Missing
 }
 
-async fn serve_site<B>(
+async fn serve_site<B: 'static>(
     req: &Request<B>,
     shared: &Arc<Shared>,
     policy: &Policy,
@@ -336,7 +346,7 @@ async fn serve_site<B>(
     }
 }
 
-async fn not_found<B>(
+async fn not_found<B: 'static>(
     req: &Request<B>,
     shared: &Arc<Shared>,
     policy: &Policy,
@@ -395,7 +405,7 @@ fn site_headers(h: &mut HeaderMap, policy: &Policy, deploy: &LiveDeploy, path: &
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn file_response<B>(
+async fn file_response<B: 'static>(
     req: &Request<B>,
     shared: &Arc<Shared>,
     policy: &Policy,
@@ -418,6 +428,34 @@ async fn file_response<B>(
             file.br.is_some(),
             file.gz.is_some(),
         );
+        if !head
+            && is_lean::<B>()
+            && let Some(wire) = file.hot.get_wire(variant, path, policy.generation)
+        {
+            let enc_len = match variant {
+                Variant::Br => file.br.unwrap_or(0),
+                Variant::Gzip => file.gz.unwrap_or(0),
+                Variant::Identity => file.size,
+            };
+            let mut r = send_body(
+                head,
+                shared,
+                policy,
+                deploy,
+                file,
+                variant,
+                enc_len,
+                RangeResult::Full,
+                status,
+                HeaderMap::new(),
+            )
+            .await;
+            // An error answer carries its own headers; a body gets the prepared ones.
+            if r.headers().is_empty() {
+                r.extensions_mut().insert(wire);
+            }
+            return r;
+        }
         if let Some(h) = file.hot.get(variant, path, policy.generation) {
             let enc_len = match variant {
                 Variant::Br => file.br.unwrap_or(0),

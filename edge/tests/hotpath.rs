@@ -203,6 +203,33 @@ async fn lean_and_full_http1_paths_share_one_connection() {
     assert!(r.header("date").is_some(), "no date header");
     assert_eq!(r.header("content-length").unwrap(), "17");
 
+    // The second GET of a file is written from its prepared header lines: the same
+    // headers as the first, built from the header map (only the date may differ),
+    // and the same as hyper's (HTTP/1.0) answer.
+    let headers = |r: &Resp| {
+        let mut h: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n != "date" && n != "connection")
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    };
+    c.write_all(b"GET /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\n")
+        .await
+        .unwrap();
+    let again = read_one(&mut c, &mut pending).await;
+    assert_eq!(again.body, b"alpha-only secret");
+    assert_eq!(headers(&again), headers(&r));
+    assert!(again.header("etag").is_some() && again.header("cache-control").is_some());
+    let hyper_answer = raw(
+        s.addr,
+        b"GET /secret-alpha.txt HTTP/1.0\r\nHost: alpha.test\r\n\r\n",
+    )
+    .await;
+    assert_eq!(headers(&hyper_answer), headers(&r));
+
     // HEAD: the GET's length, no body (the next response follows directly).
     c.write_all(b"HEAD /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\nGET /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\n")
         .await

@@ -44,7 +44,12 @@ pub(crate) async fn handle<B: 'static>(
     conn: ConnInfo,
 ) -> Response<Body> {
     let start = Instant::now();
-    let ((class, site, resp), cache) = events::track_cache(route_and_serve(&req, &shared)).await;
+    // Only access events need to know how the body was found.
+    let ((class, site, resp), cache) = if shared.events.is_some() {
+        events::track_cache(route_and_serve(&req, &shared)).await
+    } else {
+        (route_and_serve(&req, &shared).await, CacheUse::None)
+    };
     let bytes = if req.method() == Method::HEAD {
         0
     } else {

@@ -68,15 +68,11 @@ pub(crate) async fn handle<B: 'static>(
             status,
             bytes,
             cache,
-            content_type: resp
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .cloned()
-                .or_else(|| {
-                    resp.extensions()
-                        .get::<crate::hot::WireHead>()
-                        .and_then(|w| w.content_type.clone())
-                }),
+            content_type: resp.headers().get(header::CONTENT_TYPE).or_else(|| {
+                resp.extensions()
+                    .get::<crate::hot::WireHead>()
+                    .and_then(|w| w.content_type.as_ref())
+            }),
         };
         ev.emit(&req, &conn, served);
     }

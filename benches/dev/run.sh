@@ -2,11 +2,15 @@
 # qpage dev vs hugo server: time from saving one page to the changed page being served,
 # on the generator benchmark's corpus. Prints a Markdown table on stdout.
 #
-#   benches/dev/run.sh [--pages N] [--edits N] [--rounds N] [--no-build] [--keep]
+#   benches/dev/run.sh [--pages N] [--edits N] [--rounds N] [--hugo-rounds N]
+#                      [--hugo-edits N] [--no-build] [--keep]
 #
 # Default: N = 10,000 pages, 3 rounds (qpage, hugo, qpage, hugo, ...), 20 edits per
 # round, each edit appending a paragraph to a different post. Samples from all rounds
 # are pooled: median, p10 and p90 per tool, and the ratio of the medians.
+# Hugo rebuilds the whole site on each edit (minutes per round): --hugo-rounds N runs
+# it in the first N rounds only (0: not at all), --hugo-edits N makes N edits per
+# Hugo round (default: --edits).
 # Env: QPAGE (default target/release/qpage), HUGO (default hugo), WORK_DIR (default
 # /dev/shm), SEED. Progress on stderr.
 set -euo pipefail
@@ -17,20 +21,23 @@ QPAGE="${QPAGE:-$ROOT/target/release/qpage}"
 HUGO="${HUGO:-hugo}"
 WORK_DIR="${WORK_DIR:-/dev/shm}"
 SEED="${SEED:-20240501}"
-PAGES=10000; EDITS=20; ROUNDS=3; BUILD=1; KEEP=0
+PAGES=10000; EDITS=20; ROUNDS=3; BUILD=1; KEEP=0; HUGO_ROUNDS=""; HUGO_EDITS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --pages) PAGES="$2"; shift ;;
     --edits) EDITS="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
+    --hugo-rounds) HUGO_ROUNDS="$2"; shift ;;
+    --hugo-edits) HUGO_EDITS="$2"; shift ;;
     --no-build) BUILD=0 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
-command -v "$HUGO" >/dev/null || { echo "needs hugo (apt-get install hugo)" >&2; exit 1; }
+HUGO_ROUNDS="${HUGO_ROUNDS:-$ROUNDS}"; HUGO_EDITS="${HUGO_EDITS:-$EDITS}"
+[ "$HUGO_ROUNDS" = 0 ] || command -v "$HUGO" >/dev/null || { echo "needs hugo (apt-get install hugo)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -74,32 +81,35 @@ RESULTS="$W/samples"; : > "$RESULTS"
 
 run_tool() {
   local tool="$1" round="$2" port; port="$(free_port)"
-  local t0 t1
+  local t0 t1 edits="$EDITS"
+  [ "$tool" = qpage ] || edits="$HUGO_EDITS"
   t0=$(date +%s%N)
   if [ "$tool" = qpage ]; then
-    "$QPAGE" dev "$W/q" --port "$port" --output "$W/qout" 2>"$W/qpage-dev.log" &
+    "$QPAGE" dev "$W/q" --port "$port" --output "$W/qout" 2>"$W/qpage-dev.$round.log" &
   else
     "$HUGO" server -s "$W/h" --port "$port" --bind 127.0.0.1 \
-      >"$W/hugo-server.log" 2>&1 &
+      >"$W/hugo-server.$round.log" 2>&1 &
   fi
   SERVER_PID=$!
   wait_up "$port" "/blog/post-00000/"
   t1=$(date +%s%N)
-  log "[$tool round $round] serving after $(( (t1 - t0) / 1000000 )) ms; $EDITS edits"
+  log "[$tool round $round] serving after $(( (t1 - t0) / 1000000 )) ms; $edits edits; load $(cut -d' ' -f1-3 /proc/loadavg)"
   sleep 1
   python3 "$HERE/measure.py" --port "$port" --site "$W/$( [ "$tool" = qpage ] && echo q || echo h )" \
-    --edits "$EDITS" --pages "$EDIT_PAGES" --tag "${tool}${round}" \
+    --edits "$edits" --pages "$EDIT_PAGES" --tag "${tool}${round}" \
     | sed "s/^/$tool /" >> "$RESULTS"
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 }
 
 for r in $(seq 1 "$ROUNDS"); do
   run_tool qpage "$r"
-  run_tool hugo "$r"
+  if [ "$r" -le "$HUGO_ROUNDS" ]; then run_tool hugo "$r"; fi
 done
-grep -E 'rebuilt|re-rendered|full rebuild' "$W/qpage-dev.log" | tail -n 3 >&2 || true
+grep -E 'rebuilt|re-rendered|full rebuild' "$W/qpage-dev.$ROUNDS.log" | tail -n 3 >&2 || true
 
-python3 - "$RESULTS" "$PAGES" "$EDITS" "$ROUNDS" "$("$HUGO" version | head -c 60)" <<'PY'
+HUGO_VERSION="none"
+[ "$HUGO_ROUNDS" = 0 ] || HUGO_VERSION="$("$HUGO" version | head -c 60)"
+python3 - "$RESULTS" "$PAGES" "$EDITS" "$ROUNDS" "$HUGO_VERSION" <<'PY'
 import statistics, sys
 path, pages, edits, rounds, hugo = sys.argv[1:6]
 s = {"qpage": [], "hugo": []}
@@ -109,11 +119,13 @@ for line in open(path):
 def q(xs, p):
     xs = sorted(xs); k = (len(xs) - 1) * p; f = int(k); c = min(f + 1, len(xs) - 1)
     return xs[f] + (xs[c] - xs[f]) * (k - f)
-print(f"| {pages} pages, {rounds} rounds x {edits} edits | median ms | p10 ms | p90 ms | samples |")
-print("|---|---:|---:|---:|---:|")
+print(f"| {pages} pages, {rounds} rounds x {edits} edits | median ms | p10 ms | p90 ms | min ms | max ms | samples |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 for tool, label in (("qpage", "qpage dev"), ("hugo", f"hugo server ({hugo.strip()})")):
     xs = s[tool]
-    print(f"| {label} | {statistics.median(xs):.1f} | {q(xs, .1):.1f} | {q(xs, .9):.1f} | {len(xs)} |")
+    if xs:
+        print(f"| {label} | {statistics.median(xs):.1f} | {q(xs, .1):.1f} | {q(xs, .9):.1f} | {min(xs):.1f} | {max(xs):.1f} | {len(xs)} |")
 print()
-print(f"hugo median / qpage median: {statistics.median(s['hugo']) / statistics.median(s['qpage']):.1f}x")
+if s["hugo"] and s["qpage"]:
+    print(f"hugo median / qpage median: {statistics.median(s['hugo']) / statistics.median(s['qpage']):.1f}x")
 PY

@@ -10,6 +10,10 @@
 #
 # Usage: benches/edge/run.sh            (from the repository root)
 # Env:   ROUNDS=3 DURATION=5 CONNS=32 SITES=10000 OUT=target/bench-edge
+#        SERVERS="qpage nginx caddy sws" FILES="small.html medium.html image.jpg"
+#        ENCODINGS="identity br" SKIP_MANY=1 (skip the 10,000-site part)
+#        EVENTS=1: keep qpage's access events on (off by default here, as nginx runs
+#        with access_log off).
 #        QPAGE=target/release/qpage SWS=static-web-server SKIP_BUILD=1 SKIP_INSTALL=1
 #        EDGE_ONLY=1: build and run edge/examples/edge-serve.rs (the same library calls as
 #        `qpage edge add-site` / `qpage edge serve`, without compiling the generator).
@@ -82,6 +86,8 @@ data_dir = "$DATA"
 workers = 1
 [limits]
 max_connections_per_ip = 100000
+[events]
+enabled = $([[ -n "${EVENTS:-}" ]] && echo true || echo false)
 TOML
 
 cat > "$WORK/nginx.conf" <<NGINX
@@ -122,8 +128,14 @@ cat > "$WORK/Caddyfile" <<CADDY
 }
 CADDY
 
-SERVERS=(qpage nginx caddy)
-if [[ -x "$SWS" ]]; then SERVERS+=(sws); else echo "static-web-server not found: skipped" >&2; fi
+if [[ -n "${SERVERS:-}" ]]; then
+  read -r -a SERVERS <<<"$SERVERS"
+else
+  SERVERS=(qpage nginx caddy)
+  if [[ -x "$SWS" ]]; then SERVERS+=(sws); else echo "static-web-server not found: skipped" >&2; fi
+fi
+read -r -a FILES <<<"${FILES:-small.html medium.html image.jpg}"
+read -r -a ENCODINGS <<<"${ENCODINGS:-identity br}"
 
 port_of() { case $1 in qpage) echo 18080;; nginx) echo 18081;; caddy) echo 18082;; sws) echo 18083;; esac; }
 
@@ -197,8 +209,8 @@ for round in $(seq 1 "$ROUNDS"); do
   for name in "${order[@]}"; do
     if ! start "$name"; then stop; continue; fi
     port=$(port_of "$name")
-    for file in small.html medium.html image.jpg; do
-      for enc in identity br; do
+    for file in "${FILES[@]}"; do
+      for enc in "${ENCODINGS[@]}"; do
         res=$(run_wrk "$name" "http://127.0.0.1:$port/$file" "$enc" "$OUT/wrk-$round-$name-$file-$enc.txt")
         echo -e "$round\t$name\t$file\t$enc\t$res" | tee -a "$OUT/results.tsv"
       done
@@ -209,6 +221,10 @@ done
 python3 "$HERE/summarize.py" "$OUT/results.tsv" | tee "$OUT/summary.md"
 
 # --- qpage with $SITES sites, random Host per request
+if [[ -n "${SKIP_MANY:-}" ]]; then
+  echo "results in $OUT"
+  exit 0
+fi
 MANY="$WORK/many-data"
 python3 "$HERE/gen_sites.py" "$MANY" "$SITES"
 sed "s|^data_dir = .*|data_dir = \"$MANY\"|" "$WORK/edge.toml" >"$WORK/many.toml"

@@ -218,10 +218,14 @@ pub fn start(opts: DevOptions) -> Result<Running, StartError> {
         .spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 let Some(batch) = watcher.next_batch(Duration::from_millis(200)) else {
+                    // Quiet for a while: the manifest (not served, and the largest
+                    // file an update rewrites) catches up on disk.
+                    session.flush();
                     continue;
                 };
                 rebuild(&mut session, &handle, &batch);
             }
+            session.flush();
         })
         .map_err(|e| StartError::Other(format!("cannot start the watcher thread: {e}")))?;
 
@@ -262,10 +266,8 @@ async fn bind(opts: &DevOptions, scratch: &std::path::Path) -> Result<DevServer,
 
 /// One batch of changes: rebuild, push the changed files, tell the browsers.
 fn rebuild(session: &mut Session, handle: &DevHandle, batch: &[PathBuf]) {
+    let start = std::time::Instant::now();
     let update = session.update(batch);
-    if update.changed.is_empty() {
-        session.flush();
-    }
     if update.mode == Mode::Nothing {
         return;
     }
@@ -280,7 +282,11 @@ fn rebuild(session: &mut Session, handle: &DevHandle, batch: &[PathBuf]) {
         tracing::error!(error = %e, "cannot serve the new files");
         return;
     }
-    tracing::debug!(took = ?t.elapsed(), "served the new files");
+    tracing::debug!(
+        took = ?t.elapsed(),
+        since_batch = ?start.elapsed(),
+        "served the new files"
+    );
     handle.set_errors(dev_errors(&update.errors));
     if update.changed.is_empty() {
         return;
@@ -295,8 +301,6 @@ fn rebuild(session: &mut Session, handle: &DevHandle, batch: &[PathBuf]) {
     } else {
         handle.reload();
     }
-    // The browser is told; now the manifest (which is not served) catches up on disk.
-    session.flush();
 }
 
 /// Serves every file of the session's last good build; with none (the site has not

@@ -112,6 +112,71 @@ fn serves_like_the_edge_and_updates_on_edit() {
     dev.stop();
 }
 
+/// Every update swaps what is served in place (the server keeps two copies of the
+/// site's file table and brings the spare one up to date): a run of edits, a page
+/// added and removed, and a `_headers` change must each be served, with files the
+/// edits did not touch still served with the current rules.
+#[test]
+fn successive_updates_are_all_served() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let site = small_site(tmp.path());
+    std::fs::write(site.join("static/plain.txt"), "plain\n").expect("plain");
+    std::fs::write(site.join("static/_headers"), "/plain.txt\n  X-Rule: one\n").expect("h");
+    let dev = start(&site, Some(0));
+    let addr = dev.addr();
+    let limit = Duration::from_secs(20);
+    let rule = || get(addr, "/plain.txt").header("x-rule").map(str::to_string);
+    // Served twice: the second response comes from the precomputed headers.
+    assert_eq!(rule().as_deref(), Some("one"));
+    assert_eq!(rule().as_deref(), Some("one"));
+
+    let edit = |n: usize, expect_rule: &str| {
+        let text = format!("Edit number {n} of the page.");
+        write_hello(&site, &text);
+        let served = wait_for(limit, || {
+            let p = get(addr, "/hello/");
+            (p.status == 200 && p.text().contains(&text)).then_some(())
+        });
+        assert!(served.is_some(), "edit {n} is served");
+        for _ in 0..2 {
+            assert_eq!(rule().as_deref(), Some(expect_rule), "after edit {n}");
+        }
+    };
+    for n in 1..=3 {
+        edit(n, "one");
+    }
+
+    // A page added, then an edit, then the page removed, then an edit.
+    std::fs::write(
+        site.join("content/extra.md"),
+        "+++\ntitle = \"Extra\"\n+++\n\nAn extra page.\n",
+    )
+    .expect("extra");
+    let added = wait_for(limit, || (get(addr, "/extra/").status == 200).then_some(()));
+    assert!(added.is_some(), "the new page is served");
+    edit(4, "one");
+    assert_eq!(
+        get(addr, "/extra/").status,
+        200,
+        "still there after an edit"
+    );
+    std::fs::remove_file(site.join("content/extra.md")).expect("rm");
+    let removed = wait_for(limit, || (get(addr, "/extra/").status == 404).then_some(()));
+    assert!(removed.is_some(), "the removed page is gone");
+    edit(5, "one");
+    edit(6, "one");
+    assert_eq!(get(addr, "/extra/").status, 404, "still gone after edits");
+
+    // New rules apply to files no edit touched, through every later update.
+    std::fs::write(site.join("static/_headers"), "/plain.txt\n  X-Rule: two\n").expect("h");
+    let ruled = wait_for(limit, || (rule().as_deref() == Some("two")).then_some(()));
+    assert!(ruled.is_some(), "the new _headers rule is served");
+    for n in 7..=9 {
+        edit(n, "two");
+    }
+    dev.stop();
+}
+
 #[test]
 fn ports() {
     let tmp = tempfile::tempdir().expect("tmp");

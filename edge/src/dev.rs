@@ -58,9 +58,24 @@ pub struct DevError {
     pub help: Option<String>,
 }
 
-struct DevState {
+/// What is served, kept twice so that an update costs work proportional to the change
+/// (left-right): requests read `front`; an update brings `back` (one update behind, and
+/// no longer read by any request) up to date in place, serves it, and keeps the old
+/// `front` as the next spare. When a request still holds the spare, the update copies
+/// `front` instead.
+#[derive(Default)]
+struct Served {
     /// What is served (none before the first update).
-    live: Mutex<Option<Arc<LiveDeploy>>>,
+    front: Option<Arc<LiveDeploy>>,
+    /// The previous `front`, lacking the changes in `behind`.
+    back: Option<Arc<LiveDeploy>>,
+    behind: Vec<(String, Option<FileEntry>)>,
+    /// Whether `back` also lacks rule changes (`_redirects`, `_headers`).
+    rules_behind: bool,
+}
+
+struct DevState {
+    served: Mutex<Served>,
     events: broadcast::Sender<Bytes>,
     errors: Mutex<Vec<DevError>>,
     generation: std::sync::atomic::AtomicU64,
@@ -115,7 +130,7 @@ impl DevServer {
             listener,
             shared,
             state: Arc::new(DevState {
-                live: Mutex::new(None),
+                served: Mutex::new(Served::default()),
                 events,
                 errors: Mutex::new(Vec::new()),
                 generation: std::sync::atomic::AtomicU64::new(0),
@@ -336,13 +351,39 @@ impl DevHandle {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = DeployId::parse(&format!("{generation:016x}"))
             .ok_or_else(|| EdgeError::Manifest("bad dev deploy id".into()))?;
-        let mut live = self
+        let mut served = self
             .state
-            .live
+            .served
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let next = match live.as_ref() {
-            Some(current) => current.patched(id, &entries, redirects, headers),
+        let rules_changed = redirects.is_some() || headers.is_some();
+        let next = match served.front.clone() {
+            Some(front) => {
+                let copy = |id, redirects, headers| {
+                    tracing::debug!("dev server: spare copy in use; copying the file table");
+                    Arc::new(front.patched(id, &entries, redirects, headers))
+                };
+                let next = match served.back.take() {
+                    Some(mut back) => match Arc::get_mut(&mut back) {
+                        Some(d) => {
+                            // Rules the spare lacks are the served ones, unless new.
+                            let behind = served.rules_behind;
+                            let redirects =
+                                redirects.or_else(|| behind.then(|| front.redirects.clone()));
+                            let headers = headers.or_else(|| behind.then(|| front.headers.clone()));
+                            d.apply(id.clone(), &served.behind, None, None);
+                            d.apply(id, &entries, redirects, headers);
+                            back
+                        }
+                        None => copy(id, redirects, headers),
+                    },
+                    None => copy(id, redirects, headers),
+                };
+                served.back = Some(front);
+                served.behind = entries;
+                served.rules_behind = rules_changed;
+                next
+            }
             None => {
                 let deploy = Deploy {
                     id,
@@ -356,11 +397,20 @@ impl DevHandle {
                         .filter_map(|(k, e)| Some((k, e?)))
                         .collect::<BTreeMap<_, _>>(),
                 };
-                LiveDeploy::load(store, deploy, &mut Interner::default())?
+                let next = Arc::new(LiveDeploy::load(store, deploy, &mut Interner::default())?);
+                served.back = None;
+                served.behind = Vec::new();
+                served.rules_behind = false;
+                next
             }
         };
-        let next = Arc::new(next);
-        *live = Some(next.clone());
+        served.front = Some(next.clone());
+        // Precomputed headers name the deploy's modification time and rules: a new
+        // policy generation retires those of the spare copy's untouched files.
+        let cfg = self.shared.config.load();
+        self.shared
+            .policy
+            .store(Arc::new(crate::state::Policy::new(&cfg)));
         self.shared
             .table
             .store(Arc::new(RoutingTable::single(SITE, next)));
@@ -371,9 +421,9 @@ impl DevHandle {
     pub fn replace_all(&self, files: &[(String, Option<Arc<[u8]>>)]) -> Result<()> {
         *self
             .state
-            .live
+            .served
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Served::default();
         self.update(files)
     }
 

@@ -30,15 +30,26 @@ fn full(b: Bytes) -> Body {
     http_body_util::Either::Left(Full::new(b))
 }
 
+/// Whether a request came from the lean HTTP/1.1 path, whose writer takes prepared
+/// header lines ([`crate::hot::WireHead`]).
+fn is_lean<B: 'static>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<crate::h1::LeanBody>()
+}
+
 /// Handles one request, recording it in the metrics and, when enabled, as an access
 /// event (queued, never waited for).
-pub(crate) async fn handle<B>(
+pub(crate) async fn handle<B: 'static>(
     req: Request<B>,
     shared: Arc<Shared>,
     conn: ConnInfo,
 ) -> Response<Body> {
     let start = Instant::now();
-    let ((class, site, resp), cache) = events::track_cache(route_and_serve(&req, &shared)).await;
+    // Only access events need to know how the body was found.
+    let ((class, site, resp), cache) = if shared.events.is_some() {
+        events::track_cache(route_and_serve(&req, &shared)).await
+    } else {
+        (route_and_serve(&req, &shared).await, CacheUse::None)
+    };
     let bytes = if req.method() == Method::HEAD {
         0
     } else {
@@ -57,7 +68,11 @@ pub(crate) async fn handle<B>(
             status,
             bytes,
             cache,
-            content_type: resp.headers().get(header::CONTENT_TYPE).cloned(),
+            content_type: resp.headers().get(header::CONTENT_TYPE).or_else(|| {
+                resp.extensions()
+                    .get::<crate::hot::WireHead>()
+                    .and_then(|w| w.content_type.as_ref())
+            }),
         };
         ev.emit(&req, &conn, served);
     }
@@ -81,7 +96,54 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     r
 }
 
-async fn route_and_serve<B>(
+/// The request headers the handler reads, found in one pass over the map: a request
+/// carries a handful of headers, and walking them is cheaper than a hashed lookup per
+/// name. The first value of each wins, as `HeaderMap::get` would give.
+#[derive(Default)]
+struct Wanted<'a> {
+    host: Option<&'a HeaderValue>,
+    content_length: Option<&'a HeaderValue>,
+    transfer_encoding: bool,
+    accept_encoding: Option<&'a HeaderValue>,
+    if_none_match: Option<&'a HeaderValue>,
+    if_modified_since: Option<&'a HeaderValue>,
+    range: Option<&'a HeaderValue>,
+    if_range: Option<&'a HeaderValue>,
+}
+
+impl<'a> Wanted<'a> {
+    fn scan(headers: &'a HeaderMap) -> Wanted<'a> {
+        let mut w = Wanted::default();
+        for (name, value) in headers {
+            let slot = if name == header::HOST {
+                &mut w.host
+            } else if name == header::ACCEPT_ENCODING {
+                &mut w.accept_encoding
+            } else if name == header::CONTENT_LENGTH {
+                &mut w.content_length
+            } else if name == header::TRANSFER_ENCODING {
+                w.transfer_encoding = true;
+                continue;
+            } else if name == header::IF_NONE_MATCH {
+                &mut w.if_none_match
+            } else if name == header::IF_MODIFIED_SINCE {
+                &mut w.if_modified_since
+            } else if name == header::RANGE {
+                &mut w.range
+            } else if name == header::IF_RANGE {
+                &mut w.if_range
+            } else {
+                continue;
+            };
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+        w
+    }
+}
+
+async fn route_and_serve<B: 'static>(
     req: &Request<B>,
     shared: &Arc<Shared>,
 ) -> (SiteClass, Option<Arc<str>>, Response<Body>) {
@@ -92,12 +154,10 @@ async fn route_and_serve<B>(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return (SiteClass::Unknown, None, r);
     }
+    let wanted = Wanted::scan(req.headers());
     // Static GETs take no body.
-    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
-        || req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
+    let has_body =
+        wanted.transfer_encoding || wanted.content_length.is_some_and(|v| v.as_bytes() != b"0");
     if has_body {
         let mut r = plain(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -107,11 +167,11 @@ async fn route_and_serve<B>(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return (SiteClass::Unknown, None, r);
     }
-    let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-    });
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| wanted.host.and_then(|h| h.to_str().ok()));
     if host.is_none() && req.version() == http::Version::HTTP_11 {
         return (
             SiteClass::Unknown,
@@ -122,7 +182,7 @@ async fn route_and_serve<B>(
     let route = shared.table.load().route(host);
     let (deploy, class) = match route {
         Route::Live(d, class) => (d, class),
-        Route::Preview(site, id) => match shared.preview(&site.name, &id).await {
+        Route::Preview(site, id) => match Box::pin(shared.preview(&site.name, &id)).await {
             Some(d) => (d, SiteClass::Preview),
             None => return (SiteClass::Unknown, None, not_found_neutral()),
         },
@@ -213,7 +273,7 @@ fn resolve<'a>(deploy: &'a LiveDeploy, path: &str) -> Resolved<'a> {
     Resolved::Missing
 }
 
-async fn serve_site<B>(
+async fn serve_site<B: 'static>(
     req: &Request<B>,
     shared: &Arc<Shared>,
     policy: &Policy,
@@ -291,7 +351,7 @@ async fn serve_site<B>(
     }
 }
 
-async fn not_found<B>(
+async fn not_found<B: 'static>(
     req: &Request<B>,
     shared: &Arc<Shared>,
     policy: &Policy,
@@ -350,7 +410,7 @@ fn site_headers(h: &mut HeaderMap, policy: &Policy, deploy: &LiveDeploy, path: &
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn file_response<B>(
+async fn file_response<B: 'static>(
     req: &Request<B>,
     shared: &Arc<Shared>,
     policy: &Policy,
@@ -360,19 +420,47 @@ async fn file_response<B>(
     file: &ServedFile,
     status: StatusCode,
 ) -> Response<Body> {
-    let rh = req.headers();
+    let rh = Wanted::scan(req.headers());
     let head = req.method() == Method::HEAD;
     // A plain 200 (no conditional or range headers) reuses the headers it got last time.
     let plain = status == StatusCode::OK
-        && !rh.contains_key(header::IF_NONE_MATCH)
-        && !rh.contains_key(header::IF_MODIFIED_SINCE)
-        && !rh.contains_key(header::RANGE);
+        && rh.if_none_match.is_none()
+        && rh.if_modified_since.is_none()
+        && rh.range.is_none();
     if plain {
         let variant = negotiate::choose_encoding(
-            rh.get(header::ACCEPT_ENCODING).map(|v| v.as_bytes()),
+            rh.accept_encoding.map(|v| v.as_bytes()),
             file.br.is_some(),
             file.gz.is_some(),
         );
+        if !head
+            && is_lean::<B>()
+            && let Some(wire) = file.hot.get_wire(variant, path, policy.generation)
+        {
+            let enc_len = match variant {
+                Variant::Br => file.br.unwrap_or(0),
+                Variant::Gzip => file.gz.unwrap_or(0),
+                Variant::Identity => file.size,
+            };
+            let mut r = send_body(
+                head,
+                shared,
+                policy,
+                deploy,
+                file,
+                variant,
+                enc_len,
+                RangeResult::Full,
+                status,
+                HeaderMap::new(),
+            )
+            .await;
+            // An error answer carries its own headers; a body gets the prepared ones.
+            if r.headers().is_empty() {
+                r.extensions_mut().insert(wire);
+            }
+            return r;
+        }
         if let Some(h) = file.hot.get(variant, path, policy.generation) {
             let enc_len = match variant {
                 Variant::Br => file.br.unwrap_or(0),
@@ -412,10 +500,10 @@ async fn file_response<B>(
     let ok = status == StatusCode::OK;
     // Conditional requests: If-None-Match wins over If-Modified-Since.
     if ok {
-        let not_modified = match rh.get(header::IF_NONE_MATCH) {
+        let not_modified = match rh.if_none_match {
             Some(inm) => negotiate::none_match(inm.as_bytes(), &file.hash),
             None => rh
-                .get(header::IF_MODIFIED_SINCE)
+                .if_modified_since
                 .is_some_and(|ims| negotiate::not_modified_since(ims.as_bytes(), deploy.modified)),
         };
         if not_modified {
@@ -430,8 +518,8 @@ async fn file_response<B>(
 
     // Range requests apply to the identity body.
     let mut range = RangeResult::Full;
-    if ok && let Some(rv) = rh.get(header::RANGE) {
-        let allowed = rh.get(header::IF_RANGE).is_none_or(|ir| {
+    if ok && let Some(rv) = rh.range {
+        let allowed = rh.if_range.is_none_or(|ir| {
             negotiate::if_range_ok(
                 ir.as_bytes(),
                 file.etag.as_bytes(),
@@ -460,7 +548,7 @@ async fn file_response<B>(
     }
     let variant = if range == RangeResult::Full {
         negotiate::choose_encoding(
-            rh.get(header::ACCEPT_ENCODING).map(|v| v.as_bytes()),
+            rh.accept_encoding.map(|v| v.as_bytes()),
             file.br.is_some(),
             file.gz.is_some(),
         )
@@ -527,7 +615,7 @@ async fn send_body(
         };
         let deadline = Instant::now() + policy.response_deadline;
         let path = shared.store.blob_path(&file.hash, variant);
-        match FileBody::open(path, start, len, deadline).await {
+        match Box::pin(FileBody::open(path, start, len, deadline)).await {
             Ok(b) => {
                 let mut r = Response::new(http_body_util::Either::Right(b));
                 *r.status_mut() = status;
@@ -552,7 +640,9 @@ async fn send_body(
             match cached {
                 Some(b) => Ok(Ok(b)),
                 None => {
-                    let read = shared.blobs.get(&file.hash, variant, &shared.metrics);
+                    // Boxed: the cold path's future would otherwise grow every
+                    // request's future, which is moved on each call.
+                    let read = Box::pin(shared.blobs.get(&file.hash, variant, &shared.metrics));
                     tokio::time::timeout(policy.request_timeout, read).await
                 }
             }

@@ -8,13 +8,15 @@
 //! a file can be reached by several) and one header policy (`edge.toml` reloads bump
 //! [`next_generation`]); anything else rebuilds it. The deploy and the file themselves
 //! are immutable, so nothing else can make a template stale. Bodies are not kept here:
-//! they stay in the byte-bounded blob cache.
+//! they stay in the byte-bounded blob cache. Each template also keeps its headers
+//! serialized ([`WireHead`]) for the lean HTTP/1.1 writer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
-use http::HeaderMap;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
 
 use crate::store::Variant;
 
@@ -29,6 +31,35 @@ struct Template {
     path: Box<str>,
     generation: u64,
     headers: HeaderMap,
+    /// The same headers as HTTP/1.1 header lines, for the lean writer.
+    wire: WireHead,
+}
+
+/// A response's headers already serialized as HTTP/1.1 lines (`name: value\r\n`),
+/// carried in a response's extensions with its header map left empty: the lean
+/// HTTP/1.1 writer ([`crate::h1`]) sends the lines as they are, which saves cloning,
+/// serializing and dropping a dozen headers per request.
+#[derive(Clone)]
+pub(crate) struct WireHead {
+    pub(crate) lines: Bytes,
+    /// The response's content type, for access events.
+    pub(crate) content_type: Option<HeaderValue>,
+}
+
+impl WireHead {
+    fn new(headers: &HeaderMap) -> WireHead {
+        let mut out = Vec::with_capacity(512);
+        for (name, value) in headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        WireHead {
+            lines: Bytes::from(out),
+            content_type: headers.get(http::header::CONTENT_TYPE).cloned(),
+        }
+    }
 }
 
 /// One template slot per encoding variant of a served file.
@@ -60,12 +91,22 @@ impl HotHeaders {
         }
     }
 
+    /// Like [`HotHeaders::get`], as serialized lines.
+    pub(crate) fn get_wire(&self, v: Variant, path: &str, generation: u64) -> Option<WireHead> {
+        let t = self.0[slot(v)].load();
+        match &*t {
+            Some(t) if t.generation == generation && &*t.path == path => Some(t.wire.clone()),
+            _ => None,
+        }
+    }
+
     /// Remembers the headers built for `path` under policy `generation`.
     pub(crate) fn put(&self, v: Variant, path: &str, generation: u64, headers: &HeaderMap) {
         self.0[slot(v)].store(Some(Arc::new(Template {
             path: path.into(),
             generation,
             headers: headers.clone(),
+            wire: WireHead::new(headers),
         })));
     }
 }

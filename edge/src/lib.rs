@@ -24,6 +24,7 @@ mod conn;
 pub mod dev;
 mod error;
 mod events;
+mod h1;
 mod handler;
 mod hot;
 mod metrics;

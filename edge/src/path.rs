@@ -21,6 +21,30 @@ pub enum BadPath {
 /// Returns the decoded path with repeated slashes collapsed, starting with `/` and
 /// ending with `/` when the request did. `.` and `..` segments, encoded slashes or
 /// backslashes, any backslash, NUL and control bytes, and invalid UTF-8 are refused.
+/// One pass over a path that starts with `/`: printable ASCII, nothing to decode
+/// (`%`), no backslash, no empty (`//`), `.` or `..` segment.
+fn is_plain(bytes: &[u8]) -> bool {
+    // Length of the current segment and whether it is all dots so far.
+    let mut seg_len = 0usize;
+    let mut dots = true;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !(0x20..0x7f).contains(&b) || b == b'%' || b == b'\\' {
+            return false;
+        }
+        if b == b'/' {
+            if i > 0 && (seg_len == 0 || (dots && seg_len <= 2)) {
+                return false;
+            }
+            seg_len = 0;
+            dots = true;
+        } else {
+            seg_len += 1;
+            dots &= b == b'.';
+        }
+    }
+    !(dots && (1..=2).contains(&seg_len))
+}
+
 pub fn normalize(raw: &str) -> Result<String, BadPath> {
     let bytes = raw.as_bytes();
     if bytes.first() != Some(&b'/') {
@@ -28,12 +52,7 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
     }
     // Fast path: printable ASCII with nothing to decode, collapse or refuse is already
     // in normal form (one allocation instead of two passes).
-    if bytes
-        .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'%' && b != b'\\')
-        && !raw.contains("//")
-        && !raw.split('/').any(|seg| seg == "." || seg == "..")
-    {
+    if is_plain(bytes) {
         return Ok(raw.to_owned());
     }
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -123,6 +142,47 @@ pub fn safe_location(target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_one_pass_check_agrees_with_the_segment_rules() {
+        let reference = |raw: &str| {
+            raw.bytes()
+                .all(|b| (0x20..0x7f).contains(&b) && b != b'%' && b != b'\\')
+                && !raw.contains("//")
+                && !raw.split('/').any(|seg| seg == "." || seg == "..")
+        };
+        for p in [
+            "/",
+            "/a",
+            "/a/",
+            "/a/b.html",
+            "/.",
+            "/..",
+            "/...",
+            "/./",
+            "/../",
+            "/a/.",
+            "/a/..",
+            "/a/./b",
+            "/a/../b",
+            "/a//b",
+            "//",
+            "/.a",
+            "/a.",
+            "/a..b/",
+            "/%2e",
+            "/a\\b",
+            "/a b",
+            "/\u{7f}",
+            "/\u{1}",
+            "/é",
+            "/.well-known/x",
+            "/a/.../b",
+            "/a/b//",
+        ] {
+            assert_eq!(is_plain(p.as_bytes()), reference(p), "{p:?}");
+        }
+    }
 
     #[test]
     fn normalizes() {

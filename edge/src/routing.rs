@@ -2,13 +2,17 @@
 //! store, swapped atomically on reload, and reuses already-loaded deploys, so routing
 //! changes apply without a restart.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use http::HeaderValue;
 
 use crate::config::EdgeConfig;
+
+/// The routing tables' maps. Their keys (hosts, paths) come from the operator and site
+/// deploys, and lookups are every request's hottest work: foldhash, with a random
+/// seed per process, instead of SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use crate::error::Result;
 use crate::rules::{Headers, Redirects};
 use crate::store::{Deploy, DeployId, FileEntry, SiteConfig, Store, WwwPolicy};
@@ -60,7 +64,7 @@ impl LiveDeploy {
         let modified = UNIX_EPOCH + Duration::from_secs(deploy.created);
         let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
             .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
-        let mut files = HashMap::with_capacity(deploy.files.len());
+        let mut files = HashMap::with_capacity_and_hasher(deploy.files.len(), Default::default());
         for (path, f) in deploy.files {
             let served = ServedFile::new(&path, &f, interner);
             files.insert(path.into_boxed_str(), served);
@@ -161,13 +165,7 @@ impl LiveDeploy {
                 }
             }
         }
-        let secs = std::time::SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let modified = UNIX_EPOCH + Duration::from_secs(secs);
-        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
-            .unwrap_or_else(|_| self.last_modified.clone());
+        let (modified, last_modified) = now_modified(&self.last_modified);
         LiveDeploy {
             site: self.site.clone(),
             id,
@@ -180,6 +178,61 @@ impl LiveDeploy {
             cache_tag: self.cache_tag.clone(),
         }
     }
+}
+
+impl LiveDeploy {
+    /// Replaces (`Some`) or removes (`None`) some files of this deploy in place, takes
+    /// new rules when given, and makes it deploy `id`, modified now: how `qpage dev`
+    /// brings its spare copy of the site up to date with work proportional to the
+    /// change. Files not named keep their precomputed headers, which name the old
+    /// modification time and rules: the caller must start a new header-policy
+    /// generation ([`crate::hot`]) before serving this deploy.
+    pub(crate) fn apply(
+        &mut self,
+        id: DeployId,
+        changed: &[(String, Option<FileEntry>)],
+        redirects: Option<Redirects>,
+        headers: Option<Headers>,
+    ) {
+        let mut interner = Interner::default();
+        for (path, entry) in changed {
+            match entry {
+                Some(f) => {
+                    let served = ServedFile::new(path, f, &mut interner);
+                    match self.files.get_mut(path.as_str()) {
+                        Some(slot) => *slot = served,
+                        None => {
+                            self.files.insert(path.clone().into_boxed_str(), served);
+                        }
+                    }
+                }
+                None => {
+                    self.files.remove(path.as_str());
+                }
+            }
+        }
+        if let Some(r) = redirects {
+            self.redirects = r;
+        }
+        if let Some(h) = headers {
+            self.headers = h;
+        }
+        self.id = id;
+        (self.modified, self.last_modified) = now_modified(&self.last_modified);
+    }
+}
+
+/// The current time as a deploy's modification time (whole seconds) and its
+/// `Last-Modified` value (`fallback` if it cannot be formatted).
+fn now_modified(fallback: &HeaderValue) -> (std::time::SystemTime, HeaderValue) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let modified = UNIX_EPOCH + Duration::from_secs(secs);
+    let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+        .unwrap_or_else(|_| fallback.clone());
+    (modified, last_modified)
 }
 
 /// Whether a path names a fingerprinted asset: the last `.`- or `-`-separated part of
@@ -478,19 +531,36 @@ impl RoutingTable {
 /// The routing key of a raw Host, without allocating when it is already normal.
 pub(crate) fn host_key(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
     let b = raw.as_bytes();
-    let plain = !b.is_empty()
-        && b.len() <= 253
-        && b.iter().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.' || *c == b'_'
-        })
-        && b[0] != b'.'
-        && b[b.len() - 1] != b'.'
-        && !raw.contains("..");
-    if plain && raw.split('.').all(|l| l.len() <= 63) {
+    if is_plain_host(b) {
         Some(std::borrow::Cow::Borrowed(raw))
     } else {
         normalize_host(raw).map(std::borrow::Cow::Owned)
     }
+}
+
+/// One pass: lowercase letters, digits, `-`, `_` and dots between labels of 1 to 63
+/// bytes, at most 253 bytes: a host already in normal form.
+fn is_plain_host(b: &[u8]) -> bool {
+    if b.is_empty() || b.len() > 253 {
+        return false;
+    }
+    let mut label = 0usize;
+    for &c in b {
+        if c == b'.' {
+            if label == 0 {
+                return false;
+            }
+            label = 0;
+        } else if c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_' {
+            label += 1;
+            if label > 63 {
+                return false;
+            }
+        } else {
+            return false;
+        }
+    }
+    label > 0
 }
 
 /// Normalizes a Host: lowercase, port and one trailing dot removed. `None` when the
@@ -539,6 +609,51 @@ pub fn normalize_host(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_one_pass_host_check_agrees_with_the_label_rules() {
+        let reference = |raw: &str| {
+            let b = raw.as_bytes();
+            !b.is_empty()
+                && b.len() <= 253
+                && b.iter().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || *c == b'-'
+                        || *c == b'.'
+                        || *c == b'_'
+                })
+                && b[0] != b'.'
+                && b[b.len() - 1] != b'.'
+                && !raw.contains("..")
+                && raw.split('.').all(|l| l.len() <= 63)
+        };
+        let long_label = format!("{}.test", "a".repeat(64));
+        let max_label = format!("{}.test", "a".repeat(63));
+        let too_long = vec!["abcdefghi"; 26].join(".");
+        let longest = too_long[..253].trim_end_matches('.').to_string();
+        for h in [
+            "a",
+            "a.b",
+            "example.com",
+            "Example.com",
+            ".a",
+            "a.",
+            "a..b",
+            "",
+            "a_b-c.d",
+            "a:80",
+            "[::1]",
+            "a b",
+            "xn--bcher-kva.example",
+            &long_label,
+            &max_label,
+            &too_long,
+            &longest,
+        ] {
+            assert_eq!(is_plain_host(h.as_bytes()), reference(h), "{h:?}");
+        }
+    }
 
     #[test]
     fn hosts() {

@@ -193,6 +193,10 @@ impl Server {
             let write_timeout = Duration::from_millis(limits.request_timeout_ms);
             let deadline = Duration::from_millis(limits.response_deadline_ms);
             let first_byte = Duration::from_millis(limits.header_read_timeout_ms);
+            let h1_limits = crate::h1::Limits {
+                header_read_timeout: first_byte,
+                max_header_bytes: limits.max_header_bytes.max(8192),
+            };
             drop(cfg);
             let tls = if secure {
                 shared.tls.get().cloned()
@@ -216,18 +220,41 @@ impl Server {
                     let io = StallTimeout::new(stream, write_timeout).with_deadline(deadline);
                     match tls {
                         None => {
-                            let service = service_fn(move |req| {
-                                let sh = service_shared.clone();
-                                async move {
-                                    Ok::<_, std::convert::Infallible>(
-                                        crate::tls::http_front(req, sh, ConnInfo::plain(peer))
-                                            .await,
+                            // Without TLS the front has nothing to do: call the handler
+                            // directly (its future is moved less and is smaller).
+                            let lean = if service_shared.tls.get().is_none() {
+                                crate::h1::serve(io, h1_limits, &mut stop, |req| {
+                                    crate::handler::handle(
+                                        req,
+                                        service_shared.clone(),
+                                        ConnInfo::plain(peer),
                                     )
+                                })
+                                .await
+                            } else {
+                                crate::h1::serve(io, h1_limits, &mut stop, |req| {
+                                    crate::tls::http_front(
+                                        req,
+                                        service_shared.clone(),
+                                        ConnInfo::plain(peer),
+                                    )
+                                })
+                                .await
+                            };
+                            if let crate::h1::Outcome::Fallback(io) = lean {
+                                let service = service_fn(move |req| {
+                                    let sh = service_shared.clone();
+                                    async move {
+                                        Ok::<_, std::convert::Infallible>(
+                                            crate::tls::http_front(req, sh, ConnInfo::plain(peer))
+                                                .await,
+                                        )
+                                    }
+                                });
+                                let conn = builder.serve_connection(TokioIo::new(io), service);
+                                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                                 }
-                            });
-                            let conn = builder.serve_connection(TokioIo::new(io), service);
-                            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                             }
                         }
                         Some(tls) => match tls.accept(io, &sh).await {

@@ -132,6 +132,12 @@ impl Conn {
         r.push_str("\r\n");
         let t = Instant::now();
         self.s.write_all(r.as_bytes()).await.unwrap();
+        let status = self.response().await;
+        (status, t.elapsed())
+    }
+
+    /// Reads one response (head and `Content-Length` body); returns its status.
+    async fn response(&mut self) -> u16 {
         let (status, len) = loop {
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
@@ -150,7 +156,7 @@ impl Conn {
             self.read_more().await;
         }
         self.buf.drain(..len);
-        (status, t.elapsed())
+        status
     }
 
     async fn read_more(&mut self) {
@@ -262,6 +268,106 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 // ---------------------------------------------------------------- files
+
+/// Sends `per_conn` requests on each of `conns` connections, pipelined `depth` at a
+/// time, as fast as the edge answers; each request has its own path, user agent,
+/// referrer and `X-Forwarded-For`. Returns how many were answered 200.
+async fn burst(addr: SocketAddr, conns: usize, per_conn: usize, depth: usize) -> usize {
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            let mut ok = 0;
+            for b in 0..per_conn / depth {
+                let mut w = String::new();
+                for k in 0..depth {
+                    let i = (c * per_conn + b * depth + k) as u32;
+                    w.push_str(&format!(
+                        "GET /?n={i} HTTP/1.1\r\nHost: alpha.test\r\n\
+                         User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:{}.0) Gecko/20100101 Firefox/{}.0\r\n\
+                         Referer: https://ref{}.example/page?q={i}\r\n\
+                         X-Forwarded-For: 198.51.{}.{}\r\n\r\n",
+                        i % 50,
+                        i % 50,
+                        i % 7,
+                        (i >> 8) % 256,
+                        i % 256
+                    ));
+                }
+                conn.s.write_all(w.as_bytes()).await.unwrap();
+                for _ in 0..depth {
+                    if conn.response().await == 200 {
+                        ok += 1;
+                    }
+                }
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_with_the_default_settings_loses_no_event() {
+    let f = fixture();
+    let mut cfg = config(&f.data);
+    cfg.events.trusted_proxies = vec!["127.0.0.1".into()];
+    let s = start(cfg).await;
+    const N: usize = 32_000;
+    let t = Instant::now();
+    assert_eq!(burst(s.addr, 8, N / 8, 50).await, N);
+    let took = t.elapsed();
+    wait_for("every event delivered", 30, || {
+        counts(&s.handle).sinks[SINK_FILE].delivered == N as u64
+    })
+    .await;
+    let c = counts(&s.handle);
+    eprintln!("{N} requests in {took:?}: {c:?}");
+    assert_eq!(c.emitted, N as u64, "emitted");
+    assert_eq!(c.queue_dropped, 0, "dropped at the queue");
+    assert_eq!(c.sinks[SINK_FILE].dropped, 0, "dropped at the sink");
+    s.stop().await;
+    let events = file_events(&f.data);
+    assert_eq!(events.len(), N);
+    assert_eq!(ids(&events).iter().collect::<HashSet<_>>().len(), N);
+    let paths: HashSet<&str> = events.iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(paths.len(), 1, "the query string is not recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filling_buffer_wakes_the_batcher_before_its_timer() {
+    let f = fixture();
+    let mut cfg = config(&f.data);
+    // The timer would first fire after ten minutes (after its immediate first tick):
+    // only the wake-up of a request that passes an eighth of a buffer (128 KiB, some
+    // 600 events here) can get events to the sink during this test.
+    cfg.events.flush_interval_ms = 600_000;
+    cfg.events.queue_max_bytes = 1 << 20;
+    let s = start(cfg).await;
+    const N: usize = 20_000;
+    assert_eq!(burst(s.addr, 4, N / 4, 50).await, N);
+    // What is below the mark of each worker thread's buffer stays until shutdown.
+    wait_for("wake-ups deliver most events", 30, || {
+        counts(&s.handle).sinks[SINK_FILE].delivered >= (N / 2) as u64
+    })
+    .await;
+    let c = counts(&s.handle);
+    assert_eq!(c.queue_dropped, 0, "{c:?}");
+    let handle = s.handle.clone();
+    s.stop().await;
+    // Shutdown takes the rest.
+    let c = counts(&handle);
+    assert_eq!(
+        (c.emitted, c.queue_dropped, c.sinks[SINK_FILE].delivered),
+        (N as u64, 0, N as u64),
+        "{c:?}"
+    );
+    assert_eq!(file_events(&f.data).len(), N);
+}
 
 #[tokio::test]
 async fn file_sink_writes_one_event_per_request() {

@@ -182,6 +182,122 @@ async fn pipelined_large_and_small_responses_stay_in_order() {
     s.stop().await;
 }
 
+/// Plain keep-alive GETs and HEADs take the lean HTTP/1.1 path; anything else on the
+/// same connection (HTTP/1.0, a request body) is handed to hyper with the bytes already
+/// read, and the connection goes on in order.
+#[tokio::test]
+async fn lean_and_full_http1_paths_share_one_connection() {
+    let f = fixture();
+    let s = start(config(&f.data)).await;
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    let mut pending = Vec::new();
+
+    // A head that arrives a few bytes at a time.
+    for chunk in b"GET /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\n".chunks(7) {
+        c.write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = read_one(&mut c, &mut pending).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"alpha-only secret");
+    assert!(r.header("date").is_some(), "no date header");
+    assert_eq!(r.header("content-length").unwrap(), "17");
+
+    // The second GET of a file is written from its prepared header lines: the same
+    // headers as the first, built from the header map (only the date may differ),
+    // and the same as hyper's (HTTP/1.0) answer.
+    let headers = |r: &Resp| {
+        let mut h: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n != "date" && n != "connection")
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    };
+    c.write_all(b"GET /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\n")
+        .await
+        .unwrap();
+    let again = read_one(&mut c, &mut pending).await;
+    assert_eq!(again.body, b"alpha-only secret");
+    assert_eq!(headers(&again), headers(&r));
+    assert!(again.header("etag").is_some() && again.header("cache-control").is_some());
+    let hyper_answer = raw(
+        s.addr,
+        b"GET /secret-alpha.txt HTTP/1.0\r\nHost: alpha.test\r\n\r\n",
+    )
+    .await;
+    assert_eq!(headers(&hyper_answer), headers(&r));
+
+    // HEAD: the GET's length, no body (the next response follows directly).
+    c.write_all(b"HEAD /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\nGET /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\n")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pending.windows(4).filter(|w| *w == b"\r\n\r\n").count() < 2
+        || !pending.ends_with(b"alpha-only secret")
+    {
+        assert!(Instant::now() < deadline, "responses not complete in time");
+        let mut buf = vec![0u8; 4096];
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed");
+        pending.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&pending).to_string();
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    assert_eq!(text.matches("content-length: 17\r\n").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("alpha-only secret").count(),
+        1,
+        "HEAD sent a body: {text}"
+    );
+    pending.clear();
+
+    // A request with a body, pipelined behind a plain GET: the GET is answered by the
+    // lean path, the POST by hyper (405 or 413, never served), then hyper keeps going.
+    c.write_all(b"GET /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\nPOST / HTTP/1.1\r\nHost: alpha.test\r\nContent-Length: 3\r\n\r\nabcGET /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\n")
+        .await
+        .unwrap();
+    let r = read_one(&mut c, &mut pending).await;
+    assert_eq!(r.body, b"alpha-only secret");
+    let r = read_one(&mut c, &mut pending).await;
+    assert!(r.status >= 400 && r.status < 500, "POST got {}", r.status);
+    let r = read_one(&mut c, &mut pending).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"alpha-only secret");
+
+    // HTTP/1.0 on a fresh connection: answered (by hyper) and closed.
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    c.write_all(b"GET /secret-alpha.txt HTTP/1.0\r\nHost: alpha.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut all))
+        .await
+        .expect("HTTP/1.0 connection closed in time")
+        .unwrap();
+    let r = parse(&all);
+    assert_eq!(r.status, 200);
+    assert!(all.ends_with(b"alpha-only secret"));
+
+    // `Connection: close` on the lean path: answered, then closed by the server.
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    c.write_all(b"GET /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut all))
+        .await
+        .expect("closed in time")
+        .unwrap();
+    let r = parse(&all);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection").unwrap(), "close");
+    assert!(all.ends_with(b"alpha-only secret"));
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn h2c_large_bodies_and_hostile_paths() {
     let f = fixture();

@@ -198,6 +198,25 @@ pub fn feed_files(site: &Site) -> Vec<(String, Vec<u8>)> {
 /// The feed files of the listings at `only` (site paths: `/` for the site's feed, a
 /// section's or term's path), or of all of them.
 pub fn feed_files_for(site: &Site, only: Option<&HashSet<String>>) -> Vec<(String, Vec<u8>)> {
+    listing_feeds(site, only)
+        .into_iter()
+        .flat_map(|l| l.files)
+        .collect()
+}
+
+/// The feeds of one listing.
+pub struct ListingFeeds {
+    /// The listing's site path (`/`, a section's or a term's path).
+    pub listing: String,
+    /// The pages the feeds show (indexes into the site's pages), newest first.
+    pub pages: Vec<usize>,
+    /// The feed files (Atom, RSS, as configured); none when no page is dated.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// The feeds of the listings at `only` (as for [`feed_files_for`]), or of all of them,
+/// with the pages each shows.
+pub fn listing_feeds(site: &Site, only: Option<&HashSet<String>>) -> Vec<ListingFeeds> {
     let config = &site.config;
     let wanted = |path: &str| only.is_none_or(|o| o.contains(path));
     let item = |pi: usize| {
@@ -228,30 +247,42 @@ pub fn feed_files_for(site: &Site, only: Option<&HashSet<String>>) -> Vec<(Strin
         dated.truncate(config.feeds.limit.max(1));
         dated
             .into_iter()
-            .filter_map(|(_, _, pi)| item(pi))
-            .collect::<Vec<Item>>()
+            .filter_map(|(_, _, pi)| Some((pi, item(pi)?)))
+            .unzip::<usize, Item, Vec<usize>, Vec<Item>>()
+    };
+    let mut pages: Vec<Vec<usize>> = Vec::new();
+    let mut feed = |page_path: String,
+                    title: String,
+                    description: String,
+                    (shown, items): (Vec<usize>, Vec<Item>)| {
+        pages.push(shown);
+        Feed {
+            page_path,
+            title,
+            description,
+            items,
+        }
     };
     let mut feeds: Vec<Feed> = Vec::new();
     if wanted("/") {
-        feeds.push(Feed {
-            page_path: "/".into(),
-            title: config.title.clone(),
-            description: config.description.clone(),
+        feeds.push(feed(
+            "/".into(),
+            config.title.clone(),
+            config.description.clone(),
             // The site feed is the main language's; translations have their sections' feeds.
-            items: items_of(&mut (0..site.pages.len()).filter(|&pi| site.pages[pi].lang.is_none())),
-        });
+            items_of(&mut (0..site.pages.len()).filter(|&pi| site.pages[pi].lang.is_none())),
+        ));
     }
     if config.feeds.sections {
         for s in site.sections.iter().skip(1).filter(|s| wanted(&s.path)) {
-            feeds.push(Feed {
-                page_path: s.path.clone(),
-                title: format!("{} · {}", s.title, config.title),
-                description: s
-                    .doc
+            feeds.push(feed(
+                s.path.clone(),
+                format!("{} · {}", s.title, config.title),
+                s.doc
                     .as_ref()
                     .map_or(String::new(), |d| d.front.description.clone()),
-                items: items_of(&mut s.pages.iter().copied()),
-            });
+                items_of(&mut s.pages.iter().copied()),
+            ));
         }
     }
     if config.feeds.taxonomies {
@@ -261,28 +292,38 @@ pub fn feed_files_for(site: &Site, only: Option<&HashSet<String>>) -> Vec<(Strin
                 if !wanted(&page_path) {
                     continue;
                 }
-                feeds.push(Feed {
+                feeds.push(feed(
                     page_path,
-                    title: format!("{} · {}", term.name, config.title),
-                    description: String::new(),
-                    items: items_of(&mut term.pages.iter().copied()),
-                });
+                    format!("{} · {}", term.name, config.title),
+                    String::new(),
+                    items_of(&mut term.pages.iter().copied()),
+                ));
             }
         }
     }
-    let mut out = Vec::new();
-    for f in feeds.iter().filter(|f| !f.items.is_empty()) {
-        let base = f.page_path.trim_start_matches('/');
-        if config.feeds.atom {
-            let path = format!("{base}atom.xml");
-            out.push((path.clone(), feed::atom(config, f, &format!("/{path}"))));
-        }
-        if config.feeds.rss {
-            let path = format!("{base}rss.xml");
-            out.push((path.clone(), feed::rss(config, f, &format!("/{path}"))));
-        }
-    }
-    out
+    feeds
+        .into_iter()
+        .zip(pages)
+        .map(|(f, pages)| {
+            let mut files = Vec::new();
+            if !f.items.is_empty() {
+                let base = f.page_path.trim_start_matches('/');
+                if config.feeds.atom {
+                    let path = format!("{base}atom.xml");
+                    files.push((path.clone(), feed::atom(config, &f, &format!("/{path}"))));
+                }
+                if config.feeds.rss {
+                    let path = format!("{base}rss.xml");
+                    files.push((path.clone(), feed::rss(config, &f, &format!("/{path}"))));
+                }
+            }
+            ListingFeeds {
+                listing: f.page_path,
+                pages,
+                files,
+            }
+        })
+        .collect()
 }
 
 /// An output file made by qpage itself.

@@ -99,6 +99,9 @@ struct State {
     by_path: HashMap<String, usize>,
     jobs: Vec<Job>,
     pages: HashMap<Job, PageOut>,
+    /// The jobs whose last render looked up each page or section (`page:/path/`,
+    /// `section:/path/`): the reverse of [`PageOut::reads`].
+    readers: HashMap<String, HashSet<Job>>,
     /// Jobs whose last render failed (rendered again on the next update).
     failed: BTreeSet<Job>,
     image_settings: ImageSettings,
@@ -114,6 +117,8 @@ struct State {
     sitemap_stale: bool,
     /// Feed files by the listing they belong to.
     feeds: FilesBy,
+    /// The pages each listing's feeds show.
+    feed_pages: HashMap<String, Vec<usize>>,
     /// Every output file as written.
     files: BTreeMap<String, Arc<[u8]>>,
     manifest: Manifest,
@@ -507,9 +512,9 @@ impl Session {
                     if rerender.is_some() {
                         dirty = st.jobs.iter().cloned().collect();
                         // Pages of the old model are replaced by the new ones.
-                        let old: HashMap<Job, PageOut> = std::mem::take(&mut st.pages);
-                        let _ = old_jobs;
-                        drop(old);
+                        st.pages.clear();
+                        st.readers.clear();
+                        drop(old_jobs);
                         feeds.insert("*".into());
                     } else {
                         // Edited pages (their place unchanged) and what shows them.
@@ -522,7 +527,15 @@ impl Session {
                         }
                         // Data: record pages, and pages whose templates read `data`.
                         let old: HashSet<Job> = old_jobs.into_iter().collect();
-                        st.pages.retain(|j, _| !matches!(j, Job::Record(_)));
+                        let records: Vec<Job> = st
+                            .pages
+                            .keys()
+                            .filter(|j| matches!(j, Job::Record(_)))
+                            .cloned()
+                            .collect();
+                        for job in records {
+                            forget_page(st, &job);
+                        }
                         st.sitemap_stale = true;
                         for job in &st.jobs {
                             let reads_data = render::job_template(&st.site, job)
@@ -652,35 +665,52 @@ impl Session {
 
         // Render and rewrite what is dirty.
         let jobs: Vec<Job> = dirty.into_iter().collect();
+        // When the set of output paths cannot have changed, the output table is patched
+        // in place (only the re-made files compared and written); otherwise it is
+        // assembled again from every source.
+        let feeds_all = feeds.contains("*");
+        let patchable = rerender.is_none()
+            && !data_changed
+            && statics_changed.is_empty()
+            && !feeds_all
+            && !errors.contains_key("output")
+            && !st.files.is_empty();
+        let before = patchable.then(|| Before::of(st, &jobs, &feeds));
         let t_render = Instant::now();
         let rendered = render_jobs(st, &jobs, errors);
         let t_indexes = Instant::now();
-        let feeds_all = feeds.contains("*");
         if feeds_all {
-            st.feeds = feeds_by_listing(&st.site, None);
+            refresh_feeds(st, None);
         } else if !feeds.is_empty() {
-            for listing in &feeds {
-                st.feeds.remove(listing);
-            }
-            for (listing, files) in feeds_by_listing(&st.site, Some(&feeds)) {
-                st.feeds.insert(listing, files);
-            }
+            refresh_feeds(st, Some(&feeds));
         }
+        let sitemap_rebuilt = st.sitemap_stale;
         if st.sitemap_stale {
             st.sitemap_files = sitemaps(st);
             st.sitemap_stale = false;
         }
         let t_files = Instant::now();
-        let files = match all_files(st) {
-            Ok(f) => f,
-            Err(e) => {
-                errors.insert("output".into(), e);
-                return Ok(finish_errors(errors, start));
+        let patch = before.and_then(|b| b.patch(st, &jobs, &feeds, sitemap_rebuilt));
+        let t_write;
+        let written = match patch {
+            Some(patch) => {
+                t_write = Instant::now();
+                write_patch(&self.dest, &mut st.files, patch)
+            }
+            None => {
+                let files = match all_files(st) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        errors.insert("output".into(), e);
+                        return Ok(finish_errors(errors, start));
+                    }
+                };
+                errors.remove("output");
+                t_write = Instant::now();
+                write_changes(&self.dest, &st.files, &files).inspect(|_| st.files = files)
             }
         };
-        errors.remove("output");
-        let t_write = Instant::now();
-        let changed = match write_changes(&self.dest, &st.files, &files) {
+        let changed = match written {
             Ok(c) => c,
             Err(e) => {
                 errors.insert("write".into(), e);
@@ -689,7 +719,6 @@ impl Session {
         };
         errors.remove("write");
         apply_manifest(&mut st.manifest, &changed);
-        st.files = files;
         let t_manifest = Instant::now();
         if self.defer_manifest {
             self.manifest_pending |= !changed.is_empty();
@@ -767,21 +796,18 @@ fn dependents_of_page(
     dirty: &mut BTreeSet<Job>,
     feeds: &mut HashSet<String>,
 ) {
-    let page = &st.site.pages[pi];
-    let section = &st.site.sections[page.section];
-    let page_key = format!("page:{}", page.path);
-    let section_key = format!("section:{}", section.path);
-    let terms: HashSet<String> = page
-        .terms
-        .values()
-        .flatten()
-        .map(|t| t.path.clone())
-        .collect();
-    let translations: HashSet<usize> = page
-        .translations
-        .iter()
-        .filter_map(|(_, p)| st.by_path.get(p).copied())
-        .collect();
+    let site = &st.site;
+    let page = &site.pages[pi];
+    let section = &site.sections[page.section];
+    // The page, its neighbours (they link to it) and its translations.
+    let mut hits: Vec<Job> = vec![Job::Page(pi)];
+    hits.extend(page.lower.map(Job::Page));
+    hits.extend(page.higher.map(Job::Page));
+    hits.extend(
+        page.translations
+            .iter()
+            .filter_map(|(_, p)| st.by_path.get(p).map(|&i| Job::Page(i))),
+    );
     // The listing page (k) showing it; for a term, all of them when it is among the
     // first three (their descriptions name those).
     let k_of = |list: &[usize], per: usize| {
@@ -789,48 +815,58 @@ fn dependents_of_page(
             .position(|&p| p == pi)
             .map(|pos| (pos / per.max(1) + 1, pos < 3))
     };
-    let section_k = k_of(&section.pages, render::per_page(&st.site, page.section)).map(|(k, _)| k);
-    let term_k: HashMap<String, (usize, bool)> = st
-        .site
-        .taxonomies
-        .iter()
-        .flat_map(|t| {
-            t.terms.iter().filter_map(|(slug, term)| {
-                let path = format!("/{}/{slug}/", t.name);
-                if !terms.contains(&path) {
-                    return None;
-                }
-                k_of(&term.pages, st.site.config.paginate_by).map(|k| (path, k))
-            })
-        })
-        .collect();
-    for job in &st.jobs {
-        let hit = match job {
-            Job::Page(p) => {
-                *p == pi
-                    || Some(*p) == page.lower
-                    || Some(*p) == page.higher
-                    || translations.contains(p)
-            }
-            // Redirects name the page's URL only, which did not change.
-            Job::Alias(..) => false,
-            Job::Section(si, k) => *si == page.section && Some(*k) == section_k,
-            Job::Term(ti, slug, k) => term_k
-                .get(&format!("/{}/{slug}/", st.site.taxonomies[*ti].name))
-                .is_some_and(|&(tk, first)| first || tk == *k),
-            Job::TaxonomyList(_) | Job::Record(_) | Job::NotFound => false,
+    if let Some((k, _)) = k_of(&section.pages, render::per_page(site, page.section)) {
+        hits.push(Job::Section(page.section, k));
+    }
+    let per = site.config.paginate_by.max(1);
+    for (tax, refs) in &page.terms {
+        let Some(ti) = site.taxonomies.iter().position(|t| t.name == *tax) else {
+            continue;
         };
-        let reads = st
-            .pages
-            .get(job)
-            .is_some_and(|o| o.reads.iter().any(|r| *r == page_key || *r == section_key));
-        if hit || reads {
-            dirty.insert(job.clone());
+        for r in refs {
+            let Some(term) = site.taxonomies[ti].terms.get(&r.slug) else {
+                continue;
+            };
+            match k_of(&term.pages, per) {
+                Some((_, true)) => {
+                    let n = term.pages.len().div_ceil(per).max(1);
+                    hits.extend((1..=n).map(|k| Job::Term(ti, r.slug.clone(), k)));
+                }
+                Some((k, false)) => hits.push(Job::Term(ti, r.slug.clone(), k)),
+                None => {}
+            }
         }
     }
-    feeds.insert("/".into());
-    feeds.insert(section.path.clone());
-    feeds.extend(terms);
+    // Redirects (aliases) name the page's URL only, which did not change.
+    for job in hits {
+        if st.pages.contains_key(&job) || st.failed.contains(&job) {
+            dirty.insert(job);
+        }
+    }
+    // Pages whose templates looked it (or its section) up.
+    for key in [
+        format!("page:{}", page.path),
+        format!("section:{}", section.path),
+    ] {
+        if let Some(jobs) = st.readers.get(&key) {
+            dirty.extend(jobs.iter().cloned());
+        }
+    }
+    let terms = page.terms.values().flatten().map(|t| t.path.clone());
+    // The feeds showing it (a page's place in them did not change).
+    let shown = |listing: &str| {
+        st.feed_pages
+            .get(listing)
+            .is_some_and(|pages| pages.contains(&pi))
+    };
+    for listing in std::iter::once("/".to_string())
+        .chain(std::iter::once(section.path.clone()))
+        .chain(terms)
+    {
+        if shown(&listing) {
+            feeds.insert(listing);
+        }
+    }
 }
 
 fn index_pages(st: &mut State) {
@@ -900,6 +936,10 @@ fn render_jobs(
             o.sitemap == f.page.sitemap && o.images == f.images && o.alternates == f.page.alternates
         });
         st.sitemap_stale |= !same_entry;
+        forget_page(st, &job);
+        for r in &reads {
+            st.readers.entry(r.clone()).or_default().insert(job.clone());
+        }
         st.pages.insert(
             job,
             PageOut {
@@ -918,20 +958,48 @@ fn render_jobs(
     n
 }
 
-/// Feed files grouped by the listing they belong to (`/`, a section's or term's path).
-fn feeds_by_listing(site: &Site, only: Option<&HashSet<String>>) -> FilesBy {
-    let mut out: FilesBy = BTreeMap::new();
-    for (path, bytes) in finish::feed_files_for(site, only) {
-        let listing = format!(
-            "/{}",
-            path.trim_end_matches("atom.xml")
-                .trim_end_matches("rss.xml")
-        );
-        out.entry(listing)
-            .or_default()
-            .push((path, Arc::from(bytes)));
+/// Removes a job's output and its entries in the lookup index.
+fn forget_page(st: &mut State, job: &Job) {
+    let Some(old) = st.pages.remove(job) else {
+        return;
+    };
+    for r in &old.reads {
+        if let Some(jobs) = st.readers.get_mut(r) {
+            jobs.remove(job);
+            if jobs.is_empty() {
+                st.readers.remove(r);
+            }
+        }
     }
-    out
+}
+
+/// Makes the feeds of the listings at `only` (`/`, a section's or term's path), or of
+/// all of them, again: their files and the pages they show replace the old ones.
+fn refresh_feeds(st: &mut State, only: Option<&HashSet<String>>) {
+    match only {
+        None => {
+            st.feeds.clear();
+            st.feed_pages.clear();
+        }
+        Some(only) => {
+            for listing in only {
+                st.feeds.remove(listing);
+                st.feed_pages.remove(listing);
+            }
+        }
+    }
+    for l in finish::listing_feeds(&st.site, only) {
+        if !l.files.is_empty() {
+            st.feeds.insert(
+                l.listing.clone(),
+                l.files
+                    .into_iter()
+                    .map(|(p, b)| (p, Arc::from(b)))
+                    .collect(),
+            );
+        }
+        st.feed_pages.insert(l.listing, l.pages);
+    }
 }
 
 /// The output files of statics: images processed, CSS and JS fingerprinted unless
@@ -1081,6 +1149,110 @@ fn sitemaps(st: &State) -> Vec<(String, Arc<[u8]>)> {
         .collect()
 }
 
+/// The output paths of what an update is about to make again (the dirty jobs' pages,
+/// the feeds of the listings refreshed, the sitemaps), taken before it does.
+struct Before {
+    pages: Vec<Option<String>>,
+    feeds: Vec<Vec<String>>,
+    sitemaps: Vec<String>,
+}
+
+impl Before {
+    fn of(st: &State, jobs: &[Job], feeds: &HashSet<String>) -> Before {
+        Before {
+            pages: jobs
+                .iter()
+                .map(|j| st.pages.get(j).map(|o| o.out.clone()))
+                .collect(),
+            feeds: feeds.iter().map(|l| feed_paths(st, l)).collect(),
+            sitemaps: st.sitemap_files.iter().map(|(p, _)| p.clone()).collect(),
+        }
+    }
+
+    /// The re-made output files, when they have the same paths as before (so the
+    /// output table only needs their bytes replaced); `None` when any path changed.
+    fn patch(
+        self,
+        st: &State,
+        jobs: &[Job],
+        feeds: &HashSet<String>,
+        sitemap_rebuilt: bool,
+    ) -> Option<Vec<(String, Arc<[u8]>)>> {
+        let mut out = Vec::new();
+        for (job, old) in jobs.iter().zip(self.pages) {
+            match (st.pages.get(job), old) {
+                (Some(o), Some(old)) if o.out == old => out.push((old, o.bytes.clone())),
+                (None, None) => {}
+                _ => return None,
+            }
+        }
+        for (listing, old) in feeds.iter().zip(self.feeds) {
+            if feed_paths(st, listing) != old {
+                return None;
+            }
+            out.extend(st.feeds.get(listing).into_iter().flatten().cloned());
+        }
+        if sitemap_rebuilt {
+            if !st
+                .sitemap_files
+                .iter()
+                .map(|(p, _)| p)
+                .eq(self.sitemaps.iter())
+            {
+                return None;
+            }
+            out.extend(st.sitemap_files.iter().cloned());
+        }
+        out.iter()
+            .all(|(p, _)| st.files.contains_key(p))
+            .then_some(out)
+    }
+}
+
+fn feed_paths(st: &State, listing: &str) -> Vec<String> {
+    st.feeds
+        .get(listing)
+        .map(|l| l.iter().map(|(p, _)| p.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Writes the files of `patch` whose bytes differ from `files` and updates `files` in
+/// place; returns the files written.
+#[allow(clippy::type_complexity)]
+fn write_patch(
+    dest: &Path,
+    files: &mut BTreeMap<String, Arc<[u8]>>,
+    patch: Vec<(String, Arc<[u8]>)>,
+) -> Result<Vec<(String, Option<Arc<[u8]>>)>, Vec<Diagnostic>> {
+    let mut changed = Vec::new();
+    for (path, bytes) in patch {
+        let Some(slot) = files.get_mut(&path) else {
+            continue;
+        };
+        if Arc::ptr_eq(slot, &bytes) || slot[..] == bytes[..] {
+            continue;
+        }
+        write_file(dest, &path, &bytes)?;
+        *slot = bytes.clone();
+        changed.push((path, Some(bytes)));
+    }
+    Ok(changed)
+}
+
+/// Writes one output file, replacing it by rename so a reader never sees half a file.
+fn write_file(dest: &Path, path: &str, bytes: &[u8]) -> Result<(), Vec<Diagnostic>> {
+    let full = dest.join(path);
+    if let Some(dir) = full.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| vec![Diagnostic::io(dir, &e)])?;
+    }
+    let tmp = full.with_file_name(format!(
+        ".{}.qpage-tmp",
+        full.file_name().map_or("f".into(), |n| n.to_string_lossy())
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| vec![Diagnostic::io(&tmp, &e)])?;
+    std::fs::rename(&tmp, &full).map_err(|e| vec![Diagnostic::io(&full, &e)])
+}
+
 /// Writes the files whose bytes differ and removes the ones gone; returns them.
 #[allow(clippy::type_complexity)]
 fn write_changes(
@@ -1094,17 +1266,7 @@ fn write_changes(
             .get(path)
             .is_some_and(|o| Arc::ptr_eq(o, bytes) || o[..] == bytes[..]);
         if !same {
-            let full = dest.join(path);
-            if let Some(dir) = full.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| vec![Diagnostic::io(dir, &e)])?;
-            }
-            // Replace by rename, so a reader never sees half a file.
-            let tmp = full.with_file_name(format!(
-                ".{}.qpage-tmp",
-                full.file_name().map_or("f".into(), |n| n.to_string_lossy())
-            ));
-            std::fs::write(&tmp, bytes).map_err(|e| vec![Diagnostic::io(&tmp, &e)])?;
-            std::fs::rename(&tmp, &full).map_err(|e| vec![Diagnostic::io(&full, &e)])?;
+            write_file(dest, path, bytes)?;
             changed.push((path.clone(), Some(bytes.clone())));
         }
     }
@@ -1262,6 +1424,7 @@ fn full_build(opts: &BuildOptions, image_cache: &Arc<ImageCache>) -> Result<Stat
         by_path: HashMap::new(),
         jobs,
         pages: HashMap::new(),
+        readers: HashMap::new(),
         failed: BTreeSet::new(),
         image_settings,
         images,
@@ -1272,6 +1435,7 @@ fn full_build(opts: &BuildOptions, image_cache: &Arc<ImageCache>) -> Result<Stat
         sitemap_files: Vec::new(),
         sitemap_stale: true,
         feeds: BTreeMap::new(),
+        feed_pages: HashMap::new(),
         files: BTreeMap::new(),
         manifest: Manifest {
             version: 1,
@@ -1285,7 +1449,7 @@ fn full_build(opts: &BuildOptions, image_cache: &Arc<ImageCache>) -> Result<Stat
     if !errors.is_empty() {
         return Err(BuildError::new(errors.into_values().flatten().collect()));
     }
-    st.feeds = feeds_by_listing(&st.site, None);
+    refresh_feeds(&mut st, None);
     st.sitemap_files = sitemaps(&st);
     st.sitemap_stale = false;
     st.files = all_files(&st).map_err(BuildError::new)?;

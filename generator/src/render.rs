@@ -117,8 +117,6 @@ pub fn render_site(
 pub struct Renderer {
     shared: Shared,
     tera: Templates,
-    pages_map: tera::Map,
-    sections_map: tera::Map,
 }
 
 impl Renderer {
@@ -126,22 +124,26 @@ impl Renderer {
     pub fn new(site: &Site, templates: &Templates, opts: RenderOptions) -> Renderer {
         let shared = Shared::new(site, opts);
         let mut tera = templates.clone();
-        let (pages_map, sections_map) = shared.lookup(site);
         {
             let global = tera.tera.global_context();
-            global.insert_value(PAGES_KEY, Value::from(pages_map.clone()));
-            global.insert_value(SECTIONS_KEY, Value::from(sections_map.clone()));
+            for (pi, p) in site.pages.iter().enumerate() {
+                global.insert_value(
+                    format!("{PAGES_KEY}{}", p.path),
+                    shared.page_summaries[pi].clone(),
+                );
+            }
+            for (si, s) in site.sections.iter().enumerate() {
+                global.insert_value(
+                    format!("{SECTIONS_KEY}{}", s.path),
+                    shared.section_lookup(site, si),
+                );
+            }
             global.insert_value("config", shared.config.clone());
             global.insert_value("data", shared.data.clone());
             global.insert_value("sections", shared.top_sections.clone());
             global.insert("build", &json!({ "dev": opts.dev }));
         }
-        Renderer {
-            shared,
-            tera,
-            pages_map,
-            sections_map,
-        }
+        Renderer { shared, tera }
     }
 
     /// Takes in a change to page `pi` that left the site's structure as it was (same
@@ -150,17 +152,14 @@ impl Renderer {
         self.shared.page_summaries[pi] = page_summary(site, &site.pages[pi]);
         self.shared.listed[pi] = listed_form(&self.shared.page_summaries[pi]);
         let p = &site.pages[pi];
-        self.pages_map.insert(
-            p.path.clone().into(),
+        let si = p.section;
+        let section = self.shared.section_lookup(site, si);
+        let global = self.tera.tera.global_context();
+        global.insert_value(
+            format!("{PAGES_KEY}{}", p.path),
             self.shared.page_summaries[pi].clone(),
         );
-        let si = p.section;
-        let v = self.shared.section_lookup(site, si);
-        self.sections_map
-            .insert(site.sections[si].path.clone().into(), v);
-        let global = self.tera.tera.global_context();
-        global.insert_value(PAGES_KEY, Value::from(self.pages_map.clone()));
-        global.insert_value(SECTIONS_KEY, Value::from(self.sections_map.clone()));
+        global.insert_value(format!("{SECTIONS_KEY}{}", site.sections[si].path), section);
     }
 
     /// Renders `jobs` in parallel, in their order.
@@ -385,18 +384,6 @@ impl Shared {
     }
 
     /// The maps behind `get_page` and `get_section`: path -> value.
-    fn lookup(&self, site: &Site) -> (tera::Map, tera::Map) {
-        let mut pages = tera::Map::new();
-        for (i, p) in site.pages.iter().enumerate() {
-            pages.insert(p.path.clone().into(), self.page_summaries[i].clone());
-        }
-        let mut sections = tera::Map::new();
-        for (i, s) in site.sections.iter().enumerate() {
-            sections.insert(s.path.clone().into(), self.section_lookup(site, i));
-        }
-        (pages, sections)
-    }
-
     /// What `get_section` returns for section `si`: its value with its pages.
     fn section_lookup(&self, site: &Site, si: usize) -> Value {
         let mut v: serde_json::Value =

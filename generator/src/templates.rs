@@ -128,10 +128,11 @@ pub fn read_tree(root: &Path, shown_as: &Path) -> Result<Vec<SourceFile>, Diagno
     Ok(out)
 }
 
-/// Global-context keys holding the lookups of `get_page` / `get_section`.
-pub const PAGES_KEY: &str = "__qpage_pages";
-/// See [`PAGES_KEY`].
-pub const SECTIONS_KEY: &str = "__qpage_sections";
+/// Prefix of the global-context keys holding what `get_page` returns, one key per page
+/// (`__qpage_page:/blog/post/`), so one page's value can be replaced on its own.
+pub const PAGES_KEY: &str = "__qpage_page:";
+/// The same for `get_section`.
+pub const SECTIONS_KEY: &str = "__qpage_section:";
 
 /// Parsed templates for one site, with where each came from.
 #[derive(Clone)]
@@ -489,11 +490,7 @@ fn lookup(
             list.push(format!("{what}:{path}"));
         }
     });
-    let all = state.get::<Value>(key)?.unwrap_or_else(Value::none);
-    let found = all
-        .as_map()
-        .and_then(|m| m.get(&tera::value::Key::Str(path)))
-        .cloned();
+    let found = state.get::<Value>(&format!("{key}{path}"))?;
     found.ok_or_else(|| tera::Error::message(format!("{func}: no {what} at `{path}`")))
 }
 

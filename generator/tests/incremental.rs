@@ -176,6 +176,43 @@ fn blog_edits_match_a_full_build() {
     assert!(page.contains("A sentence added while previewing."));
     f.assert_same_as_full_build("body edit");
 
+    // A post the feeds do not show (older than the newest 20): the feeds stay as
+    // they were; the rest as a full build.
+    let site_feed = std::fs::read_to_string(f.session.output().join("atom.xml")).expect("feed");
+    let old_post = std::fs::read_dir(f.site.join("content/blog"))
+        .expect("posts")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".md").map(str::to_string))
+        .filter(|stem| !stem.starts_with('_'))
+        .find(|stem| !site_feed.contains(&format!("/blog/{stem}/")))
+        .expect("a post older than the feeds' newest 20");
+    let u = f.edit(
+        &format!("content/blog/{old_post}.md"),
+        "\n\n",
+        "\n\nAn old post, edited.\n\n",
+    );
+    ok(&u, "old post");
+    assert_eq!(u.mode, Mode::Incremental, "old post");
+    let paths = changed(&u);
+    assert!(
+        paths.contains(&format!("blog/{old_post}/index.html").as_str()),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.ends_with(".xml")),
+        "no feed or sitemap shows the edited text: {paths:?}"
+    );
+    f.assert_same_as_full_build("old post");
+
+    // An image added to the text: the page's sitemap entry lists it, so the sitemap is
+    // made again (in place, with the page).
+    let u = f.edit(post, "\n\n", "\n\n![A rocket](/images/rocket.jpg)\n\n");
+    ok(&u, "image in the text");
+    assert_eq!(u.mode, Mode::Incremental, "image in the text");
+    assert!(changed(&u).contains(&"sitemap.xml"), "{:?}", changed(&u));
+    f.assert_same_as_full_build("image in the text");
+
     // Title: listings, neighbours and term pages show it.
     let text = std::fs::read_to_string(f.site.join(post)).expect("read");
     let title_line = text

@@ -14,9 +14,11 @@ pub struct EventsConfig {
     pub enabled: bool,
     /// This node's id in every event; empty means the host name.
     pub node_id: String,
-    /// Events waiting for the batcher, per worker thread; a request finding its
-    /// thread's buffer full drops its event (counted) instead of waiting.
-    pub queue_capacity: usize,
+    /// Bytes of events waiting for the batcher, per worker thread (an event takes
+    /// about 70 bytes plus its path, host, user agent, referrer and content type); a
+    /// request finding its thread's buffer full drops its event (counted) instead of
+    /// waiting. The batcher is woken when a buffer passes an eighth of this.
+    pub queue_max_bytes: usize,
     /// How often the batcher takes the queued events, in milliseconds.
     pub flush_interval_ms: u64,
     /// Most events in one batch.
@@ -44,7 +46,7 @@ impl Default for EventsConfig {
         EventsConfig {
             enabled: true,
             node_id: String::new(),
-            queue_capacity: 16_384,
+            queue_max_bytes: 8 << 20,
             flush_interval_ms: 200,
             batch_max_events: 4096,
             trusted_proxies: Vec::new(),
@@ -179,10 +181,14 @@ impl EventsConfig {
         if !self.enabled {
             return Ok(());
         }
-        if self.queue_capacity == 0 || self.batch_max_events == 0 {
-            return Err(
-                "events.queue_capacity and events.batch_max_events must be at least 1".into(),
-            );
+        if self.queue_max_bytes < 64 << 10 {
+            return Err(format!(
+                "events.queue_max_bytes: {} is too small; use at least 65536 (default 8388608)",
+                self.queue_max_bytes
+            ));
+        }
+        if self.batch_max_events == 0 {
+            return Err("events.batch_max_events must be at least 1".into());
         }
         if self.flush_interval_ms == 0 {
             return Err("events.flush_interval_ms must be at least 1".into());

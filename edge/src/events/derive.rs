@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::config::Cidr;
 
@@ -106,6 +106,19 @@ impl Hasher for WordHasher {
 /// Builds [`WordHasher`]s from a random key.
 #[derive(Clone, Copy)]
 pub(crate) struct WordHash(u64);
+
+impl WordHash {
+    pub(crate) fn new(key: u64) -> WordHash {
+        WordHash(key)
+    }
+
+    /// The hash of `b` (one write, no length prefix).
+    pub(crate) fn bytes(&self, b: &[u8]) -> u64 {
+        let mut h = WordHasher(self.0);
+        h.write(b);
+        h.finish()
+    }
+}
 
 impl BuildHasher for WordHash {
     type Hasher = WordHasher;
@@ -231,30 +244,39 @@ fn bot_token(ua: &[u8]) -> String {
     }
 }
 
-/// The host of a `Referer` URL, lowercase, without user info or port; empty when
-/// there is none.
+/// The host of a `Referer` URL, without user info or port (case kept); empty when
+/// there is none. One scalar pass: referrers are short.
 pub(crate) fn referrer_host(r: &[u8]) -> &[u8] {
-    let Some(i) = memchr::memchr(b':', r) else {
+    let Some(i) = r.iter().position(|&b| b == b':') else {
         return b"";
     };
     if r.get(i + 1..i + 3) != Some(b"//") {
         return b"";
     }
     let rest = &r[i + 3..];
-    let end = memchr::memchr3(b'/', b'?', b'#', rest).unwrap_or(rest.len());
-    let auth = &rest[..end];
-    let auth = match memchr::memrchr(b'@', auth) {
-        Some(at) => &auth[at + 1..],
-        None => auth,
-    };
+    // The authority ends at the path, query or fragment; the host starts after the
+    // last `@` in it.
+    let mut start = 0;
+    let mut end = rest.len();
+    for (j, &b) in rest.iter().enumerate() {
+        match b {
+            b'/' | b'?' | b'#' => {
+                end = j;
+                break;
+            }
+            b'@' => start = j + 1,
+            _ => {}
+        }
+    }
+    let auth = &rest[start..end];
     if auth.first() == Some(&b'[') {
         // [v6]:port
-        return match memchr::memchr(b']', auth) {
+        return match auth.iter().position(|&b| b == b']') {
             Some(e) => &auth[..=e],
             None => b"",
         };
     }
-    match memchr::memchr(b':', auth) {
+    match auth.iter().position(|&b| b == b':') {
         Some(c) => &auth[..c],
         None => auth,
     }
@@ -278,6 +300,18 @@ pub(crate) fn client_ip(
     let mut last = peer;
     match (xff, fwd) {
         (Some(x), _) => {
+            // The usual case first: the nearest hop is a plain IPv4 address that is
+            // not a proxy's.
+            let near = match memchr::memrchr(b',', x) {
+                Some(i) => &x[i + 1..],
+                None => x,
+            };
+            if let Some(a) = parse_v4(near.trim_ascii()) {
+                let ip = IpAddr::V4(a);
+                if !is_trusted(ip) {
+                    return ip;
+                }
+            }
             for hop in x.rsplit(|b| *b == b',') {
                 if let Some(ip) = parse_hop(hop.trim_ascii()) {
                     if !is_trusted(ip) {
@@ -321,6 +355,10 @@ fn split_once(v: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
 
 /// `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:80`, `"[...]"`.
 fn parse_hop(h: &[u8]) -> Option<IpAddr> {
+    // Most hops are plain IPv4 addresses: read them without the general parser.
+    if let Some(a) = parse_v4(h) {
+        return Some(IpAddr::V4(a));
+    }
     let s = std::str::from_utf8(h).ok()?.trim();
     let s = if s.starts_with('"') {
         s.trim_matches('"')
@@ -337,6 +375,39 @@ fn parse_hop(h: &[u8]) -> Option<IpAddr> {
     let (a, port) = s.rsplit_once(':')?;
     port.parse::<u16>().ok()?;
     a.parse::<IpAddr>().ok().map(|i| i.to_canonical())
+}
+
+/// A dotted-quad IPv4 address exactly as std's parser accepts it (four decimal
+/// octets of at most three digits, no leading zero, at most 255), else `None`.
+fn parse_v4(h: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0usize;
+    let mut val = 0u32;
+    let mut digits = 0u32;
+    for &b in h {
+        if b.is_ascii_digit() {
+            if digits == 1 && val == 0 {
+                return None; // leading zero
+            }
+            val = val * 10 + u32::from(b - b'0');
+            digits += 1;
+            if digits > 3 {
+                return None;
+            }
+        } else if b == b'.' && digits > 0 && n < 3 {
+            octets[n] = u8::try_from(val).ok()?;
+            n += 1;
+            val = 0;
+            digits = 0;
+        } else {
+            return None;
+        }
+    }
+    if n != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(val).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 #[cfg(test)]
@@ -381,6 +452,32 @@ mod tests {
         );
         assert_eq!(referrer_host(b"android-app://com.x"), b"com.x");
         assert_eq!(referrer_host(b"/relative"), b"");
+        assert_eq!(referrer_host(b"https://a.example#x@y"), b"a.example");
+        assert_eq!(referrer_host(b"https://u@b.example?x"), b"b.example");
+    }
+
+    #[test]
+    fn the_ipv4_fast_path_agrees_with_std() {
+        for s in [
+            "1.2.3.4",
+            "255.255.255.255",
+            "0.0.0.0",
+            "198.51.100.250",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.1000",
+            "1.2.3.4 ",
+            "",
+            "a.b.c.d",
+            "10.0.0.010",
+        ] {
+            assert_eq!(parse_v4(s.as_bytes()), s.parse::<Ipv4Addr>().ok(), "{s:?}");
+        }
     }
 
     #[test]

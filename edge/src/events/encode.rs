@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::SCHEMA_VERSION;
 use super::config::Cidr;
-use super::derive::{UaClass, UaClassifier, client_ip, referrer_host};
+use super::derive::{UaClass, UaClassifier, WordHash, client_ip, referrer_host};
 use super::record::RawEvent;
 use super::visitor::Visitor;
 
@@ -18,12 +18,56 @@ const MAX_FIELD: usize = 1024;
 
 /// The batcher's encoding state.
 pub(crate) struct Encoder {
-    prefix: [u8; 16],
+    /// `{"v":1,"id":"` and the id's random prefix.
+    head: Vec<u8>,
     seq: u64,
+    /// `,"node":<node>,"site":"`.
     node: Vec<u8>,
     trusted: Vec<Cidr>,
     visitor: Visitor,
     ua: UaClassifier,
+    referrers: RefCache,
+}
+
+/// Recent `Referer` values and their encoded `"ref"` (a JSON string of the lowercased
+/// host), in a small direct-mapped table: real traffic repeats a few referrers (search
+/// engines, social sites), so most events copy a cached answer.
+struct RefCache {
+    hash: WordHash,
+    /// (referrer, encoded host)
+    slots: Vec<RefSlot>,
+}
+
+type RefSlot = (Box<[u8]>, Box<[u8]>);
+
+/// Slots of [`RefCache`] (a power of two).
+const REF_SLOTS: usize = 256;
+/// Longer referrers are not cached.
+const REF_CACHED_MAX: usize = 256;
+
+impl RefCache {
+    fn new(key: u64) -> RefCache {
+        RefCache {
+            hash: WordHash::new(key),
+            slots: vec![(Box::default(), Box::from(&b"\"\""[..])); REF_SLOTS],
+        }
+    }
+
+    /// Appends the JSON string of `referer`'s host to `out`.
+    fn write(&mut self, out: &mut Vec<u8>, referer: &[u8]) {
+        if referer.is_empty() || referer.len() > REF_CACHED_MAX {
+            lower_string(out, referrer_host(referer));
+            return;
+        }
+        let i = self.hash.bytes(referer) as usize & (REF_SLOTS - 1);
+        let slot = &mut self.slots[i];
+        if *slot.0 != *referer {
+            let mut v = Vec::new();
+            lower_string(&mut v, referrer_host(referer));
+            *slot = (referer.into(), v.into());
+        }
+        out.extend_from_slice(&slot.1);
+    }
 }
 
 /// A wall-clock reading taken once per batch: an event's time is this minus how long
@@ -62,15 +106,19 @@ impl Encoder {
     pub(crate) fn new(node: &str, trusted: Vec<Cidr>, visitor: Visitor, prefix: u64) -> Encoder {
         let mut p = [0u8; 16];
         hex_u64(&mut p, prefix);
-        let mut n = Vec::new();
+        let mut head = format!("{{\"v\":{SCHEMA_VERSION},\"id\":\"").into_bytes();
+        head.extend_from_slice(&p);
+        let mut n = b",\"node\":".to_vec();
         string(&mut n, node.as_bytes());
+        n.extend_from_slice(b",\"site\":\"");
         Encoder {
-            prefix: p,
+            head,
             seq: 0,
             node: n,
             trusted,
             visitor,
             ua: UaClassifier::new(prefix.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15),
+            referrers: RefCache::new(prefix.rotate_left(41) ^ 0x2545_f491_4f6c_dd1d),
         }
     }
 
@@ -97,20 +145,15 @@ impl Encoder {
         let visitor = self.visitor.hash(day, site, ip, info.key);
 
         out.reserve(256 + ev.path.len() + ev.host.len() + ev.content_type.len());
-        out.extend_from_slice(b"{\"v\":");
-        uint(out, u64::from(SCHEMA_VERSION));
-        out.extend_from_slice(b",\"id\":\"");
-        let mut s = [0u8; 32];
-        s[..16].copy_from_slice(&self.prefix);
+        // `{"v":1,"id":"<prefix>`, then the sequence.
+        out.extend_from_slice(&self.head);
         let mut q = [0u8; 16];
         hex_u64(&mut q, self.seq);
-        s[16..].copy_from_slice(&q);
-        out.extend_from_slice(&s);
+        out.extend_from_slice(&q);
         out.extend_from_slice(b"\",\"ts\":");
         uint(out, ts);
-        out.extend_from_slice(b",\"node\":");
+        // `,"node":"<node>","site":"`
         out.extend_from_slice(&self.node);
-        out.extend_from_slice(b",\"site\":\"");
         // Site names are [a-z0-9-] (checked when a site is created).
         out.extend_from_slice(site);
         out.push(b'"');
@@ -144,7 +187,7 @@ impl Encoder {
         });
         string(out, ev.content_type);
         out.extend_from_slice(b",\"ref\":");
-        lower_string(out, referrer_host(ev.referer));
+        self.referrers.write(out, ev.referer);
         out.extend_from_slice(match class {
             UaClass::Browser => b",\"ua\":\"browser\",\"bot\":" as &[u8],
             UaClass::Bot(_) => b",\"ua\":\"bot\",\"bot\":",
@@ -164,11 +207,21 @@ impl Encoder {
     }
 }
 
+/// The two hex digits of every byte.
+const HEX2: [[u8; 2]; 256] = {
+    let hex = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [hex[i >> 4], hex[i & 15]];
+        i += 1;
+    }
+    t
+};
+
 fn hex_u64(out: &mut [u8; 16], v: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in v.to_be_bytes().iter().enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    for (pair, b) in out.chunks_exact_mut(2).zip(v.to_be_bytes()) {
+        pair.copy_from_slice(&HEX2[usize::from(b)]);
     }
 }
 
@@ -177,44 +230,55 @@ fn uint(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(b.format(v).as_bytes());
 }
 
+/// A JSON string of `b` lowercased (ASCII), in one pass over the copied bytes.
 fn lower_string(out: &mut Vec<u8>, b: &[u8]) {
-    if b.iter().any(u8::is_ascii_uppercase) {
-        string(out, &b.to_ascii_lowercase());
-    } else {
-        string(out, b);
+    let b = &b[..b.len().min(MAX_FIELD)];
+    out.push(b'"');
+    let start = out.len();
+    out.extend_from_slice(b);
+    let mut plain = true;
+    for c in &mut out[start..] {
+        if c.is_ascii_uppercase() {
+            *c += b'a' - b'A';
+        } else if *c < 0x20 || *c >= 0x7f || *c == b'"' || *c == b'\\' {
+            plain = false;
+        }
     }
+    if !plain {
+        out.truncate(start);
+        escape(out, &b.to_ascii_lowercase());
+    }
+    out.push(b'"');
 }
 
-/// Whether `b` is printable ASCII without `"` or `\\` (eight bytes at a time).
+/// Whether `b` is printable ASCII without `"` or `\\` (eight bytes at a time; a false
+/// `false` only costs the escaping path).
 fn plain(b: &[u8]) -> bool {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
+    let bad = |c: &[u8]| {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
         let x = u64::from_le_bytes(w);
-        let bad = (x & HI)
+        (x & HI)
             | (x.wrapping_sub(LO * 0x20) & !x & HI)
             | zero(x ^ (LO * 0x22))
             | zero(x ^ (LO * 0x5c))
-            | zero(x ^ (LO * 0x7f));
-        if bad != 0 {
-            return false;
-        }
+            | zero(x ^ (LO * 0x7f))
+            != 0
+    };
+    if b.len() < 8 {
+        return b
+            .iter()
+            .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\');
     }
-    // The tail, padded with a harmless byte.
-    let r = chunks.remainder();
-    let mut w = [b'a'; 8];
-    w[..r.len()].copy_from_slice(r);
-    let x = u64::from_le_bytes(w);
-    let bad = (x & HI)
-        | (x.wrapping_sub(LO * 0x20) & !x & HI)
-        | zero(x ^ (LO * 0x22))
-        | zero(x ^ (LO * 0x5c))
-        | zero(x ^ (LO * 0x7f));
-    bad == 0
+    let mut chunks = b.chunks_exact(8);
+    if chunks.any(bad) {
+        return false;
+    }
+    // The tail: the last eight bytes, overlapping what was checked.
+    chunks.remainder().is_empty() || !bad(&b[b.len() - 8..])
 }
 
 /// A JSON string of `b` (cut to [`MAX_FIELD`] bytes); invalid UTF-8 becomes U+FFFD.
@@ -265,7 +329,15 @@ mod tests {
     #[test]
     fn plain_detection() {
         assert!(plain(b"/some/long/path/name.html"));
+        assert!(plain(b""));
+        assert!(plain(b"/a.b"));
+        assert!(plain(b"12345678"));
         for bad in [
+            &b"a\"b"[..],
+            b"ab\\",
+            b"\x1f",
+            b"12345678\xff",
+            b"1234567\n",
             &b"/some/long/pa\"h/x"[..],
             b"/some/long/pa\\h",
             b"0123456789\x01",
@@ -333,5 +405,23 @@ mod tests {
         assert_eq!(e["visitor"], lines[1]["visitor"]);
         let ts = e["ts"].as_u64().unwrap();
         assert!(ts.abs_diff(clock.wall_ms()) < 5_000);
+        // Referrers from the cache and past it agree; a new one replaces a slot.
+        let mut out = Vec::new();
+        for r in [
+            &b"https://News.Example/x?y"[..],
+            b"https://news.example/other",
+            b"http://A.b/",
+            b"",
+            b"https://News.Example/x?y",
+        ] {
+            enc.referrers.write(&mut out, r);
+            out.push(b' ');
+        }
+        let long = format!("https://Long.Example/{}", "x".repeat(300));
+        enc.referrers.write(&mut out, long.as_bytes());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"news.example\" \"news.example\" \"a.b\" \"\" \"news.example\" \"long.example\""
+        );
     }
 }

@@ -62,24 +62,47 @@ pub(crate) fn note_cache(c: CacheUse) {
 }
 
 /// Runs a request's handler and reports what it noted with [`note_cache`].
-pub(crate) async fn track_cache<F: Future>(f: F) -> (F::Output, CacheUse) {
-    CACHE_USE
-        .scope(Cell::new(CacheUse::None), async {
-            let out = f.await;
-            (out, CACHE_USE.with(Cell::get))
-        })
-        .await
+///
+/// A plain future rather than an `async fn`: an `async fn` that moves its future
+/// argument into a scope holds it twice, and every request's future is moved
+/// several times on its way to the connection.
+pub(crate) fn track_cache<F: Future>(f: F) -> TrackCache<F> {
+    TrackCache {
+        inner: CACHE_USE.scope(Cell::new(CacheUse::None), f),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`track_cache`].
+    pub(crate) struct TrackCache<F: Future> {
+        #[pin]
+        inner: tokio::task::futures::TaskLocalFuture<Cell<CacheUse>, F>,
+    }
+}
+
+impl<F: Future> Future for TrackCache<F> {
+    type Output = (F::Output, CacheUse);
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let mut inner = self.project().inner;
+        let out = std::task::ready!(inner.as_mut().poll(cx));
+        let used = inner.take_value().map_or(CacheUse::None, |c| c.get());
+        std::task::Poll::Ready((out, used))
+    }
 }
 
 /// What [`Events::emit`] needs from a finished request.
-pub(crate) struct Served {
+pub(crate) struct Served<'a> {
     pub start: Instant,
     pub duration: Duration,
     pub site: Option<Arc<str>>,
     pub status: u16,
     pub bytes: u64,
     pub cache: CacheUse,
-    pub content_type: Option<HeaderValue>,
+    pub content_type: Option<&'a HeaderValue>,
 }
 
 /// The request side of the pipeline.
@@ -101,7 +124,7 @@ impl Events {
         if !cfg.enabled {
             return Ok(None);
         }
-        let buffers = Arc::new(record::Buffers::new(cfg.queue_capacity));
+        let buffers = Arc::new(record::Buffers::new(cfg.queue_max_bytes));
         let dir = cfg.dir.clone().unwrap_or_else(|| data_dir.join("events"));
         let worker = batcher::Worker::spawn(cfg, &dir, counters.clone(), buffers.clone())?;
         Ok(Some(Events {
@@ -113,7 +136,7 @@ impl Events {
     }
 
     /// Records the event of a finished request; never waits.
-    pub(crate) fn emit<B>(&self, req: &Request<B>, conn: &ConnInfo, served: Served) {
+    pub(crate) fn emit<B>(&self, req: &Request<B>, conn: &ConnInfo, served: Served<'_>) {
         let (mut host, mut referer, mut ua): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
         let (mut xff, mut fwd): (&[u8], &[u8]) = (b"", b"");
         // One pass over the headers costs less than a hashed lookup per name.
@@ -136,11 +159,7 @@ impl Events {
             host = a.as_str().as_bytes();
         }
         let site = served.site.as_deref().unwrap_or("").as_bytes();
-        let ctype = served
-            .content_type
-            .as_ref()
-            .map(|v| v.as_bytes())
-            .unwrap_or(b"");
+        let ctype = served.content_type.map(|v| v.as_bytes()).unwrap_or(b"");
         let rec = record::Record {
             start: served.start,
             dur_us: served.duration.as_secs() * 1_000_000

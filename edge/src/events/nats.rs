@@ -104,52 +104,110 @@ fn event_id(line: &[u8]) -> &[u8] {
     line.get(AT..AT + 32).unwrap_or(b"")
 }
 
+/// Where the site field can start at the earliest: after `{"v":1,"id":"<32 hex>","ts":`.
+const SITE_FROM: usize = 52;
+
+/// One site's lines waiting to become a message: a range of the batch while they lie
+/// back to back in it, copied into a buffer once they do not.
+struct Group<'a> {
+    site: &'a [u8],
+    range: (usize, usize),
+    buf: Vec<u8>,
+    first_id: String,
+    lines: usize,
+}
+
+impl Group<'_> {
+    fn len(&self) -> usize {
+        if self.buf.is_empty() {
+            self.range.1 - self.range.0
+        } else {
+            self.buf.len()
+        }
+    }
+
+    fn push(&mut self, data: &[u8], s: usize, e: usize) {
+        if self.lines == 0 {
+            self.range = (s, e);
+        } else if self.buf.is_empty() && self.range.1 == s {
+            self.range.1 = e;
+        } else {
+            if self.buf.is_empty() {
+                self.buf
+                    .extend_from_slice(&data[self.range.0..self.range.1]);
+            }
+            self.buf.extend_from_slice(&data[s..e]);
+        }
+        self.lines += 1;
+    }
+
+    /// The message so far (site, payload, first id, lines); empties the group.
+    fn take(&mut self, data: &Bytes) -> (String, Bytes, String, usize) {
+        let payload = if self.buf.is_empty() {
+            data.slice(self.range.0..self.range.1)
+        } else {
+            Bytes::from(std::mem::take(&mut self.buf))
+        };
+        let lines = std::mem::take(&mut self.lines);
+        (
+            String::from_utf8_lossy(self.site).into_owned(),
+            payload,
+            std::mem::take(&mut self.first_id),
+            lines,
+        )
+    }
+}
+
 /// A batch's lines grouped by site, in order within each site, cut into messages.
-/// Yields (subject token, payload, first event id, lines).
+/// Yields (subject token, payload, first event id, lines). Lines of one site that lie
+/// back to back in the batch (all of them, when a batch has one site) are sent as a
+/// slice of it, without a copy.
 fn messages(data: &Bytes) -> Vec<(String, Bytes, String, usize)> {
     let finder = memchr::memmem::Finder::new(b",\"site\":\"");
-    // site -> index in groups: (site, buffer, first id, lines)
+    // site -> index in groups
     let mut index: HashMap<&[u8], usize> = HashMap::new();
-    let mut groups: Vec<(&[u8], Vec<u8>, String, usize)> = Vec::new();
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut last: Option<(&[u8], usize)> = None;
     let mut out = Vec::new();
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', data) {
-        let line = &data[start..=end];
-        start = end + 1;
+        let (s, e) = (start, end + 1);
+        let line = &data[s..e];
+        start = e;
         // Site names need no escaping, so the value ends at the next quote.
+        let from = if line.len() > SITE_FROM { SITE_FROM } else { 0 };
         let site = finder
-            .find(line)
-            .map(|i| &line[i + 9..])
+            .find(&line[from..])
+            .map(|i| &line[from + i + 9..])
             .and_then(|rest| memchr::memchr(b'"', rest).map(|e| &rest[..e]))
             .filter(|s| !s.is_empty())
             .unwrap_or(b"_");
-        let pos = *index.entry(site).or_insert_with(|| {
-            groups.push((site, Vec::new(), String::new(), 0));
-            groups.len() - 1
-        });
+        let pos = match last {
+            Some((l, p)) if l == site => p,
+            _ => *index.entry(site).or_insert_with(|| {
+                groups.push(Group {
+                    site,
+                    range: (0, 0),
+                    buf: Vec::new(),
+                    first_id: String::new(),
+                    lines: 0,
+                });
+                groups.len() - 1
+            }),
+        };
+        last = Some((site, pos));
         let g = &mut groups[pos];
-        if !g.1.is_empty() && g.1.len() + line.len() > MAX_MESSAGE {
-            out.push((
-                String::from_utf8_lossy(g.0).into_owned(),
-                Bytes::from(std::mem::take(&mut g.1)),
-                std::mem::take(&mut g.2),
-                std::mem::take(&mut g.3),
-            ));
+        if g.lines > 0 && g.len() + line.len() > MAX_MESSAGE {
+            out.push(g.take(data));
         }
-        if g.3 == 0 {
-            g.2 = String::from_utf8_lossy(event_id(line)).into_owned();
+        if g.lines == 0 {
+            g.first_id = String::from_utf8_lossy(event_id(line)).into_owned();
         }
-        g.1.extend_from_slice(line);
-        g.3 += 1;
+        g.push(data, s, e);
     }
-    for (site, buf, id, n) in groups {
-        if n > 0 {
-            out.push((
-                String::from_utf8_lossy(site).into_owned(),
-                Bytes::from(buf),
-                id,
-                n,
-            ));
+    for mut g in groups {
+        if g.lines > 0 {
+            out.push(g.take(data));
         }
     }
     out
@@ -174,5 +232,28 @@ mod tests {
         assert_eq!(m[0].1.iter().filter(|b| **b == b'\n').count(), 2);
         assert_eq!(m[1].0, "_");
         assert_eq!(m[1].2, "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1");
+        assert_eq!(m[1].3, 1);
+        // Interleaved sites: copied, in order.
+        let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
+        assert_eq!(&m[0].1[..], [lines[0], b"\n", lines[2], b"\n"].concat());
+    }
+
+    #[test]
+    fn one_site_s_batch_is_sent_without_a_copy_and_cut_past_the_limit() {
+        let line = |i: usize| {
+            format!(
+                "{{\"v\":1,\"id\":\"{i:032x}\",\"ts\":1,\"node\":\"n\",\"site\":\"alpha\",\"pad\":\"{}\"}}\n",
+                "x".repeat(1000)
+            )
+        };
+        let data = Bytes::from((0..1000).map(line).collect::<String>());
+        let m = messages(&data);
+        assert!(m.len() >= 2, "cut at 512 KiB");
+        assert_eq!(m.iter().map(|x| x.3).sum::<usize>(), 1000);
+        assert_eq!(m[0].1.as_ptr(), data.as_ptr(), "a slice of the batch");
+        assert!(m.iter().all(|x| x.1.len() <= MAX_MESSAGE));
+        assert_eq!(m[1].2, format!("{:032x}", m[0].3));
+        let joined: Vec<u8> = m.iter().flat_map(|x| x.1.iter().copied()).collect();
+        assert_eq!(joined, &data[..]);
     }
 }

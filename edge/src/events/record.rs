@@ -2,10 +2,12 @@
 //! appends its event as a compact binary record (fixed fields, then length-prefixed
 //! byte strings copied from the request). Appending takes the thread's own,
 //! uncontended lock; there is no allocation once the buffer has grown, no channel
-//! operation, no wake-up, no system call. The batcher swaps each buffer for an empty
-//! one (keeping capacities, so neither side allocates in steady state) and decodes
-//! the records. A thread's buffer holds at most `queue_capacity` events: beyond, the
-//! event is dropped and counted.
+//! operation and no system call. The batcher swaps each buffer for an empty one
+//! (keeping capacities, so neither side allocates in steady state) and decodes the
+//! records. A thread's buffer holds at most `queue_max_bytes`: beyond, the event is
+//! dropped and counted. The first record that takes a buffer past an eighth of that
+//! wakes the batcher (one wake-up per buffer fill), so at high request rates it drains
+//! the buffers long before they are full instead of waiting for its timer.
 //!
 //! Request values are copied, not referenced: a header value from hyper shares the
 //! connection's read buffer, and holding it until the batcher runs would keep hyper
@@ -16,6 +18,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use tokio::sync::Notify;
 
 /// Longest byte string kept from a request (longer ones are cut).
 const MAX_FIELD: usize = 1024;
@@ -30,6 +34,8 @@ const HEAD: usize = FIXED + 2 * FIELDS;
 pub(crate) struct Pending {
     pub buf: Vec<u8>,
     pub count: usize,
+    /// The batcher was woken for this buffer.
+    woken: bool,
 }
 
 /// Every thread's buffer, for one events pipeline.
@@ -37,8 +43,11 @@ pub(crate) struct Buffers {
     id: u64,
     slots: Mutex<Vec<Arc<Mutex<Pending>>>>,
     pub(crate) base: Instant,
-    capacity: usize,
+    max_bytes: usize,
+    wake_bytes: usize,
     closed: AtomicBool,
+    /// Wakes the batcher when a buffer passes `wake_bytes`.
+    pub(crate) wake: Notify,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -83,13 +92,16 @@ pub(crate) struct RawEvent<'a> {
 }
 
 impl Buffers {
-    pub(crate) fn new(capacity: usize) -> Buffers {
+    /// Buffers of at most `max_bytes` each.
+    pub(crate) fn new(max_bytes: usize) -> Buffers {
         Buffers {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             slots: Mutex::new(Vec::new()),
             base: Instant::now(),
-            capacity,
+            max_bytes,
+            wake_bytes: max_bytes / 8,
             closed: AtomicBool::new(false),
+            wake: Notify::new(),
         }
     }
 
@@ -112,11 +124,16 @@ impl Buffers {
                 return false;
             };
             let mut p = slot.lock().unwrap_or_else(|p| p.into_inner());
-            if p.count >= self.capacity {
+            if !encode(&mut p.buf, r, self.base, self.max_bytes) {
                 return false;
             }
             p.count += 1;
-            encode(&mut p.buf, r, self.base);
+            if p.woken || p.buf.len() < self.wake_bytes {
+                return true;
+            }
+            p.woken = true;
+            drop(p);
+            self.wake.notify_one();
             true
         })
     }
@@ -134,6 +151,7 @@ impl Buffers {
             let fresh = Pending {
                 buf: spares.pop().unwrap_or_default(),
                 count: 0,
+                woken: false,
             };
             out.push(std::mem::replace(&mut *p, fresh));
         }
@@ -146,13 +164,17 @@ impl Buffers {
     }
 }
 
-fn encode(buf: &mut Vec<u8>, r: &Record<'_>, base: Instant) {
+/// Appends `r` to `buf` unless that would take it past `max` bytes.
+fn encode(buf: &mut Vec<u8>, r: &Record<'_>, base: Instant, max: usize) -> bool {
     let start = r.start.saturating_duration_since(base);
     let start_ns = start.as_secs() * 1_000_000_000 + u64::from(start.subsec_nanos());
     let fields = r.fields.map(|f| &f[..f.len().min(MAX_FIELD)]);
     // One header (fixed part and the eight lengths), then the fields back to back.
     let mut head = [0u8; 4 + HEAD];
     let len = HEAD + fields.iter().map(|f| f.len()).sum::<usize>();
+    if buf.len() + 4 + len > max {
+        return false;
+    }
     head[..4].copy_from_slice(&(len as u32).to_le_bytes());
     head[4..12].copy_from_slice(&start_ns.to_le_bytes());
     head[12..20].copy_from_slice(&r.dur_us.to_le_bytes());
@@ -174,6 +196,7 @@ fn encode(buf: &mut Vec<u8>, r: &Record<'_>, base: Instant) {
             buf.extend_from_slice(f);
         }
     }
+    true
 }
 
 /// The records of a taken buffer, in order.
@@ -229,7 +252,8 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_the_buffer_is_bounded() {
-        let b = Buffers::new(2);
+        // Room for the first two records below (112 and 1,134 bytes), not a third.
+        let b = Buffers::new(1300);
         let start = Instant::now();
         let long = vec![b'x'; 5000];
         let rec = |peer: &str, path: &'static [u8]| Record {
@@ -253,9 +277,22 @@ mod tests {
             ],
         };
         assert!(b.push(&rec("203.0.113.9", b"/a")));
+        let woken = |b: &Buffers| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_millis(50), b.wake.notified())
+                    .await
+                    .is_ok()
+            })
+        };
+        assert!(!woken(&b), "112 bytes are below an eighth of 1,300");
         let mut r2 = rec("2001:db8::1", b"/b");
         r2.fields[5] = &long;
         assert!(b.push(&r2));
+        assert!(woken(&b), "past an eighth: the batcher is woken");
         assert!(!b.push(&rec("203.0.113.9", b"/c")), "full");
         let mut spares = Vec::new();
         let taken = b.take(&mut spares);

@@ -100,10 +100,57 @@ impl Visitor {
         };
         buf[n + 1..n + 17].copy_from_slice(&ip);
         buf[n + 17..n + 25].copy_from_slice(&ua_key.to_le_bytes());
-        let mut h = SipHasher13::new_with_key(&self.salt);
-        h.write(&buf[..n + 25]);
-        h.finish()
+        sip13(&self.salt, &buf[..n + 25])
     }
+}
+
+/// SipHash-1-3 of `m` keyed with `key`, in one call: the same function as
+/// `SipHasher13::new_with_key(key)` fed `m` with one `write`, without its streaming
+/// state.
+fn sip13(key: &[u8; 16], m: &[u8]) -> u64 {
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&key[..8]);
+    let k0 = u64::from_le_bytes(k);
+    k.copy_from_slice(&key[8..]);
+    let k1 = u64::from_le_bytes(k);
+    let mut v = [
+        k0 ^ 0x736f_6d65_7073_6575,
+        k1 ^ 0x646f_7261_6e64_6f6d,
+        k0 ^ 0x6c79_6765_6e65_7261,
+        k1 ^ 0x7465_6462_7974_6573,
+    ];
+    fn round(v: &mut [u64; 4]) {
+        v[0] = v[0].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(13) ^ v[0];
+        v[0] = v[0].rotate_left(32);
+        v[2] = v[2].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(16) ^ v[2];
+        v[0] = v[0].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(21) ^ v[0];
+        v[2] = v[2].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(17) ^ v[2];
+        v[2] = v[2].rotate_left(32);
+    }
+    let mut chunks = m.chunks_exact(8);
+    for c in &mut chunks {
+        k.copy_from_slice(c);
+        let w = u64::from_le_bytes(k);
+        v[3] ^= w;
+        round(&mut v);
+        v[0] ^= w;
+    }
+    let r = chunks.remainder();
+    let mut last = [0u8; 8];
+    last[..r.len()].copy_from_slice(r);
+    let w = ((m.len() as u64) << 56) | u64::from_le_bytes(last);
+    v[3] ^= w;
+    round(&mut v);
+    v[0] ^= w;
+    v[2] ^= 0xff;
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
+    v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
 fn hex(b: &[u8]) -> String {
@@ -124,6 +171,17 @@ fn unhex(s: &str) -> Option<[u8; 16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_shot_siphash_is_siphash_1_3() {
+        let key: [u8; 16] = *b"0123456789abcdef";
+        let m: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37)).collect();
+        for len in 0..m.len() {
+            let mut h = SipHasher13::new_with_key(&key);
+            h.write(&m[..len]);
+            assert_eq!(sip13(&key, &m[..len]), h.finish(), "length {len}");
+        }
+    }
 
     #[test]
     fn salt_is_daily_and_kept_within_a_day() {

@@ -443,7 +443,7 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
 /// A request on the plain HTTP listener. Without TLS it is just served; with TLS,
 /// ACME HTTP-01 tokens are answered and routed hosts are redirected to HTTPS (308)
 /// unless their site sets `https.allow_http`.
-pub(crate) async fn http_front<B>(
+pub(crate) async fn http_front<B: 'static>(
     req: Request<B>,
     shared: Arc<Shared>,
     conn: crate::conn::ConnInfo,
@@ -498,7 +498,7 @@ pub(crate) async fn http_front<B>(
 /// A request on an HTTPS connection: 421 when its Host is not covered by the
 /// connection's certificate (a client reusing a connection for another site), HSTS
 /// on the responses of sites that opted in.
-pub(crate) async fn https_front<B>(
+pub(crate) async fn https_front<B: 'static>(
     req: Request<B>,
     info: Arc<TlsInfo>,
     shared: Arc<Shared>,

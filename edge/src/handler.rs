@@ -433,10 +433,17 @@ async fn file_response<B: 'static>(
             file.br.is_some(),
             file.gz.is_some(),
         );
-        if !head
-            && is_lean::<B>()
-            && let Some(wire) = file.hot.get_wire(variant, path, policy.generation)
-        {
+        // The lean HTTP/1.1 writer takes the prepared lines instead of a header map.
+        let wire = if !head && is_lean::<B>() {
+            file.hot.get_wire(variant, path, policy.generation)
+        } else {
+            None
+        };
+        let headers = match wire {
+            Some(_) => Some(HeaderMap::new()),
+            None => file.hot.get(variant, path, policy.generation),
+        };
+        if let Some(h) = headers {
             let enc_len = match variant {
                 Variant::Br => file.br.unwrap_or(0),
                 Variant::Gzip => file.gz.unwrap_or(0),
@@ -452,34 +459,16 @@ async fn file_response<B: 'static>(
                 enc_len,
                 RangeResult::Full,
                 status,
-                HeaderMap::new(),
-            )
-            .await;
-            // An error answer carries its own headers; a body gets the prepared ones.
-            if r.headers().is_empty() {
-                r.extensions_mut().insert(wire);
-            }
-            return r;
-        }
-        if let Some(h) = file.hot.get(variant, path, policy.generation) {
-            let enc_len = match variant {
-                Variant::Br => file.br.unwrap_or(0),
-                Variant::Gzip => file.gz.unwrap_or(0),
-                Variant::Identity => file.size,
-            };
-            return send_body(
-                head,
-                shared,
-                policy,
-                deploy,
-                file,
-                variant,
-                enc_len,
-                RangeResult::Full,
-                status,
                 h,
             )
             .await;
+            // An error answer carries its own headers; a body gets the prepared ones.
+            if let Some(wire) = wire
+                && r.headers().is_empty()
+            {
+                r.extensions_mut().insert(wire);
+            }
+            return r;
         }
     }
     let mut h = HeaderMap::with_capacity(16);

@@ -212,7 +212,7 @@ async fn route_and_serve<B: 'static>(
         );
     };
     let policy = shared.policy.load();
-    let resp = serve_site(req, shared, &policy, &deploy, &path).await;
+    let resp = serve_site(req, &wanted, shared, &policy, &deploy, &path).await;
     (class, Some(deploy.site.clone()), resp)
 }
 
@@ -275,6 +275,7 @@ fn resolve<'a>(deploy: &'a LiveDeploy, path: &str) -> Resolved<'a> {
 
 async fn serve_site<B: 'static>(
     req: &Request<B>,
+    rh: &Wanted<'_>,
     shared: &Arc<Shared>,
     policy: &Policy,
     deploy: &LiveDeploy,
@@ -310,10 +311,10 @@ async fn serve_site<B: 'static>(
                     });
                 return match found {
                     Some((k, f)) => {
-                        file_response(req, shared, policy, deploy, path, k, f, status).await
+                        file_response(req, rh, shared, policy, deploy, path, k, f, status).await
                     }
                     None if status == StatusCode::OK => {
-                        not_found(req, shared, policy, deploy, path).await
+                        not_found(req, rh, shared, policy, deploy, path).await
                     }
                     None => site_plain(policy, deploy, path, status),
                 };
@@ -335,7 +336,7 @@ async fn serve_site<B: 'static>(
     }
     match resolve(deploy, path) {
         Resolved::File(k, f) => {
-            file_response(req, shared, policy, deploy, path, k, f, StatusCode::OK).await
+            file_response(req, rh, shared, policy, deploy, path, k, f, StatusCode::OK).await
         }
         Resolved::Redirect(to) => {
             let mut loc = path::safe_location(&path::encode(&to));
@@ -347,12 +348,13 @@ async fn serve_site<B: 'static>(
             site_headers(r.headers_mut(), policy, deploy, path);
             r
         }
-        Resolved::Missing => not_found(req, shared, policy, deploy, path).await,
+        Resolved::Missing => not_found(req, rh, shared, policy, deploy, path).await,
     }
 }
 
 async fn not_found<B: 'static>(
     req: &Request<B>,
+    rh: &Wanted<'_>,
     shared: &Arc<Shared>,
     policy: &Policy,
     deploy: &LiveDeploy,
@@ -362,6 +364,7 @@ async fn not_found<B: 'static>(
         Some((k, f)) => {
             file_response(
                 req,
+                rh,
                 shared,
                 policy,
                 deploy,
@@ -412,6 +415,7 @@ fn site_headers(h: &mut HeaderMap, policy: &Policy, deploy: &LiveDeploy, path: &
 #[allow(clippy::too_many_arguments)]
 async fn file_response<B: 'static>(
     req: &Request<B>,
+    rh: &Wanted<'_>,
     shared: &Arc<Shared>,
     policy: &Policy,
     deploy: &LiveDeploy,
@@ -420,7 +424,6 @@ async fn file_response<B: 'static>(
     file: &ServedFile,
     status: StatusCode,
 ) -> Response<Body> {
-    let rh = Wanted::scan(req.headers());
     let head = req.method() == Method::HEAD;
     // A plain 200 (no conditional or range headers) reuses the headers it got last time.
     let plain = status == StatusCode::OK

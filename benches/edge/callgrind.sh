@@ -20,37 +20,25 @@ read -r -a FILES <<<"${FILES:-small.html medium.html}"
 read -r -a ENCODINGS <<<"${ENCODINGS:-br identity}"
 cd "$ROOT"
 . scripts/lib.sh
+. benches/lib.sh
 need_deb valgrind valgrind
 need_deb wrk wrk
 need_deb nginx nginx
 [[ -e /usr/lib/nginx/modules/ngx_http_brotli_static_module.so ]] ||
   DEBIAN_FRONTEND=noninteractive apt-get install -y libnginx-mod-http-brotli-static >/dev/null
 EDGE=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/edge-serve
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 ADMIN=$(free_port)
 NGINX_PORT=$(free_port)
 
 rm -rf "$OUT"; mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT INT TERM
+bench_work
 
 # The same files for both, nginx with qpage's .br/.gz variants as sidecars.
 SITE="$WORK/site"
 python3 "$HERE/gen_files.py" "$SITE" >/dev/null
 "$EDGE" add-site bench --host bench.test --data "$WORK/data" "$SITE" >/dev/null
-python3 - "$WORK/data" "$SITE" <<'PY'
-import glob, json, shutil, sys
-data, site = sys.argv[1], sys.argv[2]
-dep = json.load(open(glob.glob(f"{data}/sites/bench/deploys/*.json")[0]))
-for path, f in dep["files"].items():
-    h = f["sha256"]
-    for ext in ("br", "gz"):
-        if f.get(ext):
-            shutil.copy(f"{data}/blobs/{h[:2]}/{h}.{ext}", site + path + "." + ext)
-PY
+peer_sidecars "$WORK/data" "$SITE"
 printf 'listen = "127.0.0.1:%s"\nadmin = "127.0.0.1:%s"\ndata_dir = "%s"\nworkers = 1\n[limits]\nmax_connections_per_ip = 100000\n[events]\nenabled = false\n' \
   "$PORT" "$ADMIN" "$WORK/data" >"$WORK/edge.toml"
 cat >"$WORK/nginx.conf" <<NGINX

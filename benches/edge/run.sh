@@ -54,30 +54,15 @@ fi
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+. "$ROOT/benches/lib.sh"
+bench_work
 
 # --- the files, imported into qpage; peers get the same bytes (and qpage's .br/.gz as sidecars)
 SITE="$WORK/site"
 python3 "$HERE/gen_files.py" "$SITE"
 DATA="$WORK/qpage-data"
 "${QPAGE_ADD[@]}" bench --host bench.test --data "$DATA" "$SITE" >/dev/null
-python3 - "$DATA" "$SITE" <<'PY'
-import glob, json, shutil, sys, os
-data, site = sys.argv[1], sys.argv[2]
-dep = json.load(open(glob.glob(f"{data}/sites/bench/deploys/*.json")[0]))
-for path, f in dep["files"].items():
-    h = f["sha256"]
-    for ext in ("br", "gz"):
-        if f.get(ext):
-            shutil.copy(f"{data}/blobs/{h[:2]}/{h}.{ext}", site + path + "." + ext)
-PY
+peer_sidecars "$DATA" "$SITE"
 
 cat > "$WORK/edge.toml" <<TOML
 listen = "127.0.0.1:18080"

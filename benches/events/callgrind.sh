@@ -25,31 +25,15 @@ EDGE=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/edge-serve
 PORT=18490
 ADMIN=19490
 rm -rf "$OUT"; mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/benches/lib.sh"
+bench_work
 
 python3 "$ROOT/benches/edge/gen_files.py" "$WORK/site" >/dev/null
 "$EDGE" add-site bench --host bench.test --data "$WORK/data" "$WORK/site" >/dev/null
 NATS_PORT=$(free_port)
 "$QPAGE_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >/dev/null 2>&1 &
 PIDS+=($!)
-CH_PORT=$(free_port); mkdir -p "$WORK/ch"
-clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
-  --http_port="$CH_PORT" --tcp_port="$(free_port)" --interserver_http_port="$(free_port)" --listen_host=127.0.0.1 \
-  --path="$WORK/ch/data/" --tmp_path="$WORK/ch/tmp/" --user_files_path="$WORK/ch/uf/" \
-  --format_schema_path="$WORK/ch/fs/" --logger.log="$WORK/ch/log" --logger.errorlog="$WORK/ch/err" >/dev/null 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$CH_PORT/?query=SELECT%201" >/dev/null && break; sleep 0.1; done
-python3 - "$ROOT/docs/events.md" >"$WORK/ddl.sql" <<'PY'
-import sys
-doc = open(sys.argv[1]).read()
-s = doc.index("```sql\n") + 7
-print(doc[s:doc.index("```", s)].strip().rstrip(";"))
-PY
-curl -sf "http://127.0.0.1:$CH_PORT/" --data-binary @"$WORK/ddl.sql"
+start_clickhouse "$ROOT"
 
 echo -e "mode\trequests\tinstructions\tinstructions_per_request" >"$OUT/results.tsv"
 for mode in "${MODES[@]}"; do

@@ -41,16 +41,9 @@ EDGE="$TARGET/release/examples/edge-serve"
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+. "$ROOT/benches/lib.sh"
+bench_work
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- the site
 python3 "$ROOT/benches/edge/gen_files.py" "$WORK/site" >/dev/null
@@ -61,22 +54,7 @@ DATA="$WORK/data"
 NATS_PORT=$(free_port)
 taskset -c "$LOAD_CPU" "$QPAGE_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
 PIDS+=($!)
-CH_PORT=$(free_port); CH_TCP=$(free_port); CH_INTER=$(free_port)
-mkdir -p "$WORK/ch"
-taskset -c "$LOAD_CPU" clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
-  --http_port="$CH_PORT" --tcp_port="$CH_TCP" --interserver_http_port="$CH_INTER" --listen_host=127.0.0.1 \
-  --path="$WORK/ch/data/" --tmp_path="$WORK/ch/tmp/" --user_files_path="$WORK/ch/uf/" \
-  --format_schema_path="$WORK/ch/fs/" --logger.log="$WORK/ch/log" --logger.errorlog="$WORK/ch/err" >/dev/null 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$CH_PORT/?query=SELECT%201" >/dev/null && break; sleep 0.1; done
-# The table exactly as docs/events.md defines it.
-python3 - "$ROOT/docs/events.md" >"$WORK/ddl.sql" <<'PY'
-import sys
-doc = open(sys.argv[1]).read()
-s = doc.index("```sql\n") + 7
-print(doc[s:doc.index("```", s)].strip().rstrip(";"))
-PY
-curl -sf "http://127.0.0.1:$CH_PORT/" --data-binary @"$WORK/ddl.sql"
+start_clickhouse "$ROOT" taskset -c "$LOAD_CPU"
 
 config() { # mode
   cat <<TOML

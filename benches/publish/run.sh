@@ -22,16 +22,9 @@ command -v rsync >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y
 [[ -z "${SKIP_BUILD:-}" ]] && (cd "$ROOT" && cargo build --release -p qpage)
 
 mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+. "$ROOT/benches/lib.sh"
+bench_work
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PUB=127.0.0.1:$(free_port)
 ADM=127.0.0.1:$(free_port)
 RSP=$(free_port)

@@ -48,14 +48,8 @@ TB="$TARGET/release/examples/tls-bench"
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+. "$ROOT/benches/lib.sh"
+bench_work
 
 echo "generating $CERTS certificates..." >&2
 "$TB" gen --out "$WORK/gen" --count "$CERTS"

@@ -1,0 +1,55 @@
+# Helpers shared by the benchmark scripts (sourced, not run).
+
+# bench_work: WORK, a new temp dir, and PIDS, the processes to stop; both are
+# cleaned up when the script exits or is interrupted.
+bench_work() {
+  WORK=$(mktemp -d)
+  PIDS=()
+  trap bench_cleanup EXIT INT TERM
+}
+
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+
+# free_port: a free TCP port on the loopback interface.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# peer_sidecars DATA SITE: copies the .br/.gz variants qpage stored for site "bench"
+# of the data dir DATA next to SITE's files, so peer servers serve the same bytes.
+peer_sidecars() {
+  python3 - "$1" "$2" <<'PY'
+import glob, json, shutil, sys
+data, site = sys.argv[1], sys.argv[2]
+dep = json.load(open(glob.glob(f"{data}/sites/bench/deploys/*.json")[0]))
+for path, f in dep["files"].items():
+    h = f["sha256"]
+    for ext in ("br", "gz"):
+        if f.get(ext):
+            shutil.copy(f"{data}/blobs/{h[:2]}/{h}.{ext}", site + path + "." + ext)
+PY
+}
+
+# start_clickhouse ROOT [PREFIX...]: starts clickhouse-server in $WORK/ch on free ports
+# (run through PREFIX, e.g. `taskset -c 1`), waits for it, creates the events table
+# exactly as ROOT/docs/events.md defines it, and sets CH_PORT (its HTTP port).
+start_clickhouse() {
+  local root=$1; shift
+  CH_PORT=$(free_port)
+  mkdir -p "$WORK/ch"
+  "$@" clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
+    --http_port="$CH_PORT" --tcp_port="$(free_port)" --interserver_http_port="$(free_port)" --listen_host=127.0.0.1 \
+    --path="$WORK/ch/data/" --tmp_path="$WORK/ch/tmp/" --user_files_path="$WORK/ch/uf/" \
+    --format_schema_path="$WORK/ch/fs/" --logger.log="$WORK/ch/log" --logger.errorlog="$WORK/ch/err" >/dev/null 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$CH_PORT/?query=SELECT%201" >/dev/null && break; sleep 0.1; done
+  python3 - "$root/docs/events.md" >"$WORK/ddl.sql" <<'PY'
+import sys
+doc = open(sys.argv[1]).read()
+s = doc.index("```sql\n") + 7
+print(doc[s:doc.index("```", s)].strip().rstrip(";"))
+PY
+  curl -sf "http://127.0.0.1:$CH_PORT/" --data-binary @"$WORK/ddl.sql"
+}

@@ -81,23 +81,31 @@ fn slot(v: Variant) -> usize {
 }
 
 impl HotHeaders {
-    /// The headers of the plain response for `path` under policy `generation`, if
-    /// they were built already.
-    pub(crate) fn get(&self, v: Variant, path: &str, generation: u64) -> Option<HeaderMap> {
+    /// What `pick` takes from the template of the plain response for `path` under
+    /// policy `generation`, if it was built already.
+    fn lookup<T>(
+        &self,
+        v: Variant,
+        path: &str,
+        generation: u64,
+        pick: impl FnOnce(&Template) -> T,
+    ) -> Option<T> {
         let t = self.0[slot(v)].load();
         match &*t {
-            Some(t) if t.generation == generation && &*t.path == path => Some(t.headers.clone()),
+            Some(t) if t.generation == generation && &*t.path == path => Some(pick(t)),
             _ => None,
         }
     }
 
+    /// The headers of the plain response for `path` under policy `generation`, if
+    /// they were built already.
+    pub(crate) fn get(&self, v: Variant, path: &str, generation: u64) -> Option<HeaderMap> {
+        self.lookup(v, path, generation, |t| t.headers.clone())
+    }
+
     /// Like [`HotHeaders::get`], as serialized lines.
     pub(crate) fn get_wire(&self, v: Variant, path: &str, generation: u64) -> Option<WireHead> {
-        let t = self.0[slot(v)].load();
-        match &*t {
-            Some(t) if t.generation == generation && &*t.path == path => Some(t.wire.clone()),
-            _ => None,
-        }
+        self.lookup(v, path, generation, |t| t.wire.clone())
     }
 
     /// Remembers the headers built for `path` under policy `generation`.

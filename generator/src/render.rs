@@ -162,6 +162,21 @@ impl Renderer {
         global.insert_value(format!("{SECTIONS_KEY}{}", site.sections[si].path), section);
     }
 
+    /// What templates see as page `pi` in listings and in its own context.
+    pub fn page_value(&self, pi: usize) -> &Value {
+        &self.shared.page_summaries[pi]
+    }
+
+    /// What templates see as `section` for section `si` (without its pages).
+    pub fn section_value(&self, si: usize) -> &Value {
+        &self.shared.section_values[si]
+    }
+
+    /// What templates see as `taxonomy` for taxonomy `ti`.
+    pub fn taxonomy_value(&self, ti: usize) -> &Value {
+        &self.shared.taxonomy_values[ti]
+    }
+
     /// Renders `jobs` in parallel, in their order.
     pub fn render(&self, site: &Site, jobs: &[Job]) -> Vec<JobOutput> {
         jobs.par_iter()

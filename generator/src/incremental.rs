@@ -507,10 +507,12 @@ impl Session {
 
         if rerender.is_some() || (data_changed && !errors.contains_key("data")) {
             // The model again, from the documents in memory.
+            let t_model = Instant::now();
             let loaded = Loaded {
                 documents: st.docs.values().cloned().collect(),
                 assets: st.site.assets.clone(),
             };
+            let t_build = Instant::now();
             match Site::build(st.config.clone(), loaded, st.data.clone(), filter) {
                 Err(e) => {
                     errors.insert("model".into(), e);
@@ -520,15 +522,29 @@ impl Session {
                     errors.remove("model");
                     let old_jobs = std::mem::take(&mut st.jobs);
                     let old_site = std::mem::replace(&mut st.site, site);
-                    let renderer = Renderer::new(&st.site, &st.templates, RenderOptions { dev });
-                    let old_renderer = std::mem::replace(&mut st.renderer, renderer);
-                    st.jobs = render::jobs(&st.site);
-                    index_pages(st);
+                    let t_renderer = Instant::now();
                     let scoped = rerender.is_some()
                         && scopable
                         && !data_changed
                         && restructure::same_frame(&old_site, &st.site);
-                    if scoped {
+                    let old_renderer = if scoped {
+                        // The values of pages that did not change are kept.
+                        let reuse = restructure::reusable(&old_site, &st.site, &edited);
+                        Some(st.renderer.rebuild(
+                            &old_site,
+                            &st.site,
+                            &reuse,
+                            RenderOptions { dev },
+                        ))
+                    } else {
+                        st.renderer = Renderer::new(&st.site, &st.templates, RenderOptions { dev });
+                        None
+                    };
+                    let t_jobs = Instant::now();
+                    st.jobs = render::jobs(&st.site);
+                    index_pages(st);
+                    if let Some(old_renderer) = old_renderer {
+                        let t_carry = Instant::now();
                         // Only what the moved pages reach is made again.
                         let old_pages = std::mem::take(&mut st.pages);
                         let old_dirty = std::mem::take(&mut dirty);
@@ -544,6 +560,14 @@ impl Session {
                         feeds = c.feeds;
                         gone = c.gone;
                         rerender = None;
+                        tracing::debug!(
+                            docs = ?(t_build - t_model),
+                            model = ?(t_renderer - t_build),
+                            renderer = ?(t_jobs - t_renderer),
+                            jobs = ?(t_carry - t_jobs),
+                            carry = ?t_carry.elapsed(),
+                            "structural edit"
+                        );
                         // The old model is large; it is freed off the update's path.
                         std::thread::spawn(move || drop((old_site, old_renderer, old_jobs)));
                     } else if rerender.is_some() {

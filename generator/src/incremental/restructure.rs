@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use tera::Value;
 
 use super::{PageOut, State};
-use crate::render::{self, Job, Renderer};
+use crate::render::{self, Job, Previous};
 use crate::site::Site;
 
 /// What carrying the old outputs over found.
@@ -54,6 +54,40 @@ pub(super) fn same_frame(old: &Site, new: &Site) -> bool {
             .eq(new.taxonomies.iter().map(|t| &t.name))
 }
 
+/// For each page of `new`, the page of `old` it was made from (the same source file),
+/// if any.
+fn old_of_new(old: &Site, new: &Site) -> Vec<Option<usize>> {
+    let old_by_file: HashMap<&PathBuf, usize> = old
+        .pages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (&p.doc.file, i))
+        .collect();
+    new.pages
+        .iter()
+        .map(|p| old_by_file.get(&p.doc.file).copied())
+        .collect()
+}
+
+/// For each page of `new`, the page of `old` whose value (as templates see it) it
+/// keeps: a document that did not change, with the same URL, terms and section. A
+/// page's value is made from these alone.
+pub(super) fn reusable(old: &Site, new: &Site, edited: &HashSet<PathBuf>) -> Vec<Option<usize>> {
+    old_of_new(old, new)
+        .into_iter()
+        .zip(&new.pages)
+        .map(|(o, np)| {
+            let o = o?;
+            let op = &old.pages[o];
+            let same = !edited.contains(&np.doc.file)
+                && op.path == np.path
+                && op.terms == np.terms
+                && old.sections[op.section].path == new.sections[np.section].path;
+            same.then_some(o)
+        })
+        .collect()
+}
+
 /// Moves the outputs of `old_pages` (the old model's jobs) to the new model's jobs in
 /// `st` and returns what must be made again. `old_dirty` (jobs of the old model that
 /// must render again anyway) are carried over too; `edited` are the documents that
@@ -61,7 +95,7 @@ pub(super) fn same_frame(old: &Site, new: &Site) -> bool {
 pub(super) fn carry(
     st: &mut State,
     old_site: &Site,
-    old_r: &Renderer,
+    old_r: &Previous,
     old_pages: HashMap<Job, PageOut>,
     old_dirty: BTreeSet<Job>,
     edited: &HashSet<PathBuf>,
@@ -69,33 +103,37 @@ pub(super) fn carry(
     let new_site = &st.site;
     let new_r = &st.renderer;
     // Pages are matched by their source file.
-    let old_by_file: HashMap<&PathBuf, usize> = old_site
-        .pages
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (&p.doc.file, i))
-        .collect();
-    let old_of_new: Vec<Option<usize>> = new_site
-        .pages
-        .iter()
-        .map(|p| old_by_file.get(&p.doc.file).copied())
-        .collect();
+    let old_of_new = old_of_new(old_site, new_site);
     let mut new_of_old: Vec<Option<usize>> = vec![None; old_site.pages.len()];
     for (ni, o) in old_of_new.iter().enumerate() {
         if let Some(o) = *o {
             new_of_old[o] = Some(ni);
         }
     }
-    // Pages whose value (as listings and lookups show it) changed, or that are new.
-    let summary_changed: Vec<bool> = old_of_new
-        .iter()
-        .enumerate()
-        .map(|(ni, o)| o.is_none_or(|o| old_r.page_value(o) != new_r.page_value(ni)))
-        .collect();
     let edited_new: Vec<bool> = new_site
         .pages
         .iter()
         .map(|p| edited.contains(&p.doc.file))
+        .collect();
+    // Pages whose value (as listings and lookups show it) changed, or that are new. A
+    // page's value is made from its document, its URL, its terms and its section's
+    // path: for a document that did not change, comparing those is enough.
+    let summary_changed: Vec<bool> = old_of_new
+        .iter()
+        .enumerate()
+        .map(|(ni, o)| {
+            let Some(o) = *o else {
+                return true;
+            };
+            let (op, np) = (&old_site.pages[o], &new_site.pages[ni]);
+            if edited_new[ni] {
+                old_r.page_value(o) != new_r.page_value(ni)
+            } else {
+                op.path != np.path
+                    || op.terms != np.terms
+                    || old_site.sections[op.section].path != new_site.sections[np.section].path
+            }
+        })
         .collect();
     let same_items = |old_list: &[usize], new_list: &[usize]| {
         old_list.len() == new_list.len()

@@ -12,7 +12,7 @@ Kinds of edit (--kind):
   date  also give the page another date (it moves in its section's and terms' listings
         and their pagination);
   tags  also add a tag no page has (a new term page; the listings of the term);
-  new   write a new page (dated among the others, with two of the corpus's tags) and
+  new   write a new page (dated among the others, with a post's tags and category) and
         wait for its URL; the new pages are removed at the end.
 
   measure.py --port P --site DIR --edits N --pages 1,2,3 [--kind K] [--settle S]
@@ -72,7 +72,8 @@ def main():
                 path = os.path.join(a.site, "content", "blog", slug + ".md")
                 url = "/blog/%s/" % slug
                 orig = originals[os.path.join(a.site, "content", "blog", "post-%05d.md" % n)]
-                tags = re.search(r"(?m)^tags = .*$", orig).group(0)
+                tags = "\n".join(re.search(r"(?m)^%s = .*$" % k, orig).group(0)
+                                 for k in ("tags", "categories"))
                 if "[taxonomies]" in orig:
                     tags = "[taxonomies]\n" + tags
                 text = ('+++\ntitle = "New page %d"\ndate = %s\ndescription = "A new page."\n'

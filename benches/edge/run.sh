@@ -12,6 +12,7 @@
 # Env:   ROUNDS=3 DURATION=5 CONNS=32 SITES=10000 OUT=target/bench-edge
 #        SERVERS="qpage nginx caddy sws" FILES="small.html medium.html image.jpg"
 #        ENCODINGS="identity br" SKIP_MANY=1 (skip the 10,000-site part)
+#        PERF=1: perf-record the server's core during each measured run (wrk-*.perf.data).
 #        EVENTS=1: keep qpage's access events on (off by default here, as nginx runs
 #        with access_log off).
 #        QPAGE=target/release/qpage SWS=static-web-server SKIP_BUILD=1 SKIP_INSTALL=1
@@ -75,6 +76,28 @@ max_connections_per_ip = 100000
 enabled = $([[ -n "${EVENTS:-}" ]] && echo true || echo false)
 TOML
 
+# The peers send the response headers qpage sends by default (cache policy, CDN purge
+# tags, security headers), so every server puts the same bytes on the wire and the
+# client parses the same heads. PEER_HEADERS=0 leaves the peers' defaults.
+DEPLOY=$(cat "$DATA/sites/bench/live")
+NGINX_HEADERS= CADDY_HEADERS=
+if [[ "${PEER_HEADERS:-1}" != 0 ]]; then
+  HEADERS=(
+    "Cache-Control|public, max-age=0, must-revalidate, s-maxage=300"
+    "CDN-Cache-Control|max-age=300"
+    "Surrogate-Key|site-bench deploy-$DEPLOY"
+    "Cache-Tag|site-bench,deploy-$DEPLOY"
+    "Referrer-Policy|strict-origin-when-cross-origin"
+    "X-Content-Type-Options|nosniff"
+    "X-Frame-Options|SAMEORIGIN"
+  )
+  for h in "${HEADERS[@]}"; do
+    NGINX_HEADERS+="    add_header ${h%%|*} \"${h#*|}\";"$'\n'
+    CADDY_HEADERS+="  header ${h%%|*} \"${h#*|}\""$'\n'
+  done
+  NGINX_HEADERS+="    gzip_vary on;"
+fi
+
 cat > "$WORK/nginx.conf" <<NGINX
 user root;
 worker_processes 1;
@@ -95,7 +118,11 @@ http {
   gzip_static on;
   brotli_static on;
   client_body_temp_path $WORK/nginx-tmp;
-  server { listen 127.0.0.1:18081; root $SITE; }
+  server {
+    listen 127.0.0.1:18081;
+    root $SITE;
+$NGINX_HEADERS
+  }
 }
 NGINX
 
@@ -107,6 +134,7 @@ cat > "$WORK/Caddyfile" <<CADDY
 :18082 {
   bind 127.0.0.1
   root * $SITE
+$CADDY_HEADERS
   file_server {
     precompressed br gzip
   }
@@ -174,26 +202,47 @@ run_wrk() { # name url enc log [extra wrk args...]
   local before after
   # Warm up (fills caches), then measure.
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.test' "${hdr[@]}" "$@" "$url" >/dev/null
+  local perf_pid=
+  if [[ -n "${PERF:-}" ]]; then
+    # Samples the server's core (kernel and user) while wrk measures: perf report -i FILE.
+    perf record -q -F 999 -g -C "$SERVER_CPU" -o "${log%.txt}.perf.data" -- sleep "$DURATION" 2>/dev/null &
+    perf_pid=$!
+  fi
   before=$(cpu_ticks "$SERVER_PID")
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.test' "${hdr[@]}" "$@" "$url" >"$log"
+  /usr/bin/time -f '%U %S' -o "${log%.txt}.time" \
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.test' "${hdr[@]}" "$@" "$url" >"$log"
   after=$(cpu_ticks "$SERVER_PID")
+  [[ -n "$perf_pid" ]] && wait "$perf_pid"
   local rps p99 reqs non2xx
   rps=$(awk '/^Requests\/sec/ {print $2}' "$log")
   p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$log")")
   reqs=$(awk '/requests in/ {print $1}' "$log")
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$log"); non2xx=${non2xx:-0}
-  local cpu
+  local cpu wrk_cpu
   cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v r="$reqs" 'BEGIN { printf "%.2f", d / t * 1e6 / r }')
-  echo -e "$rps\t$p99\t$cpu\t$reqs\t$non2xx"
+  # The load generator's own CPU per request: when it nears a full core, it, not the
+  # server, limits req/s.
+  wrk_cpu=$(awk -v r="$reqs" '{ printf "%.2f", ($1 + $2) * 1e6 / r; exit }' "${log%.txt}.time")
+  echo -e "$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$wrk_cpu"
 }
 
-echo -e "round\tserver\tfile\tencoding\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx" >"$OUT/results.tsv"
+echo -e "round\tserver\tfile\tencoding\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\twrk_cpu_us_per_req" >"$OUT/results.tsv"
 for round in $(seq 1 "$ROUNDS"); do
   # Rotate the order each round so no server always runs first.
   order=("${SERVERS[@]:$((round % ${#SERVERS[@]}))}" "${SERVERS[@]:0:$((round % ${#SERVERS[@]}))}")
   for name in "${order[@]}"; do
     if ! start "$name"; then stop; continue; fi
     port=$(port_of "$name")
+    if [[ $round == 1 ]]; then
+      # Each server's response heads, to compare what the servers put on the wire.
+      for file in "${FILES[@]}"; do
+        for enc in "${ENCODINGS[@]}"; do
+          hdr=(); [[ $enc == br ]] && hdr=(-H 'Accept-Encoding: br')
+          curl -s -o /dev/null -D - -H 'Host: bench.test' "${hdr[@]}" "http://127.0.0.1:$port/$file" \
+            >>"$OUT/heads-$name.txt"
+        done
+      done
+    fi
     for file in "${FILES[@]}"; do
       for enc in "${ENCODINGS[@]}"; do
         res=$(run_wrk "$name" "http://127.0.0.1:$port/$file" "$enc" "$OUT/wrk-$round-$name-$file-$enc.txt")
@@ -213,7 +262,7 @@ fi
 MANY="$WORK/many-data"
 python3 "$HERE/gen_sites.py" "$MANY" "$SITES"
 sed "s|^data_dir = .*|data_dir = \"$MANY\"|" "$WORK/edge.toml" >"$WORK/many.toml"
-echo -e "round\tsites\tstartup_s\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\trss_mib\tpeak_rss_mib" >"$OUT/many.tsv"
+echo -e "round\tsites\tstartup_s\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\twrk_cpu_us_per_req\trss_mib\tpeak_rss_mib" >"$OUT/many.tsv"
 for round in $(seq 1 "$ROUNDS"); do
   t0=$(date +%s%N)
   taskset -c "$SERVER_CPU" "${QPAGE_SERVE[@]}" --config "$WORK/many.toml" >"$WORK/many.log" 2>&1 &

@@ -3,8 +3,8 @@
 # on the same files (4 KiB and 40 KiB HTML, 200 KiB image), with and without
 # `Accept-Encoding: br`; then qpage with 10,000 sites and a random Host per request.
 #
-# Each server is pinned to core 0 with taskset, wrk to core 1. Servers run interleaved
-# in rounds; summarize.py reports medians with their min-max spread, since this
+# Each server is pinned to core 0 with taskset, wrk to core 1. In each round all servers
+# are started and every file is measured on each server back to back; summarize.py reports medians with their min-max spread, since this
 # machine's noise is large. CPU per request is the server's utime+stime from /proc
 # divided by the requests wrk completed.
 #
@@ -227,28 +227,39 @@ run_wrk() { # name url enc log [extra wrk args...]
 }
 
 echo -e "round\tserver\tfile\tencoding\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\twrk_cpu_us_per_req" >"$OUT/results.tsv"
+declare -A PID_OF
 for round in $(seq 1 "$ROUNDS"); do
-  # Rotate the order each round so no server always runs first.
+  # All servers run side by side (idle but for the one under load), and each file is
+  # measured on every server back to back, so the comparison spans seconds, not the
+  # minutes over which this machine's load drifts. The order rotates each round.
   order=("${SERVERS[@]:$((round % ${#SERVERS[@]}))}" "${SERVERS[@]:0:$((round % ${#SERVERS[@]}))}")
+  up=()
   for name in "${order[@]}"; do
-    if ! start "$name"; then stop; continue; fi
-    port=$(port_of "$name")
-    if [[ $round == 1 ]]; then
-      # Each server's response heads, to compare what the servers put on the wire.
+    if start "$name"; then PID_OF[$name]=$SERVER_PID; up+=("$name"); else stop; fi
+  done
+  if [[ $round == 1 ]]; then
+    # Each server's response heads, to compare what the servers put on the wire.
+    for name in "${up[@]}"; do
       for file in "${FILES[@]}"; do
         for enc in "${ENCODINGS[@]}"; do
           hdr=(); [[ $enc == br ]] && hdr=(-H 'Accept-Encoding: br')
-          curl -s -o /dev/null -D - -H 'Host: bench.test' "${hdr[@]}" "http://127.0.0.1:$port/$file" \
-            >>"$OUT/heads-$name.txt"
+          curl -s -o /dev/null -D - -H 'Host: bench.test' "${hdr[@]}" \
+            "http://127.0.0.1:$(port_of "$name")/$file" >>"$OUT/heads-$name.txt"
         done
       done
-    fi
-    for file in "${FILES[@]}"; do
-      for enc in "${ENCODINGS[@]}"; do
-        res=$(run_wrk "$name" "http://127.0.0.1:$port/$file" "$enc" "$OUT/wrk-$round-$name-$file-$enc.txt")
+    done
+  fi
+  for file in "${FILES[@]}"; do
+    for enc in "${ENCODINGS[@]}"; do
+      for name in "${up[@]}"; do
+        SERVER_PID=${PID_OF[$name]}
+        res=$(run_wrk "$name" "http://127.0.0.1:$(port_of "$name")/$file" "$enc" "$OUT/wrk-$round-$name-$file-$enc.txt")
         echo -e "$round\t$name\t$file\t$enc\t$res" | tee -a "$OUT/results.tsv"
       done
     done
+  done
+  for name in "${up[@]}"; do
+    SERVER_PID=${PID_OF[$name]}
     stop
   done
 done

@@ -12,6 +12,7 @@
 # Env:   ROUNDS=3 DURATION=5 CONNS=32 SITES=10000 OUT=target/bench-edge
 #        SERVERS="qpage nginx caddy sws" FILES="small.html medium.html image.jpg"
 #        ENCODINGS="identity br" SKIP_MANY=1 (skip the 10,000-site part)
+#        QPAGE_B=BINARY: a second qpage build measured beside the others as "qpage-b".
 #        PERF=1: perf-record the server's core during each measured run (wrk-*.perf.data).
 #        EVENTS=1: keep qpage's access events on (off by default here, as nginx runs
 #        with access_log off).
@@ -150,7 +151,15 @@ fi
 read -r -a FILES <<<"${FILES:-small.html medium.html image.jpg}"
 read -r -a ENCODINGS <<<"${ENCODINGS:-identity br}"
 
-port_of() { case $1 in qpage) echo 18080;; nginx) echo 18081;; caddy) echo 18082;; sws) echo 18083;; esac; }
+port_of() { case $1 in qpage) echo 18080;; nginx) echo 18081;; caddy) echo 18082;; sws) echo 18083;; qpage-b) echo 18084;; esac; }
+
+# QPAGE_B=BINARY: a second qpage edge (e.g. a build with one change) measured as server
+# "qpage-b" beside the others, for A/B comparisons of qpage changes.
+if [[ -n "${QPAGE_B:-}" ]]; then
+  sed -e 's|^listen = .*|listen = "127.0.0.1:18084"|' -e 's|^admin = .*|admin = "127.0.0.1:19094"|' \
+    "$WORK/edge.toml" >"$WORK/edge-b.toml"
+  [[ " ${SERVERS[*]} " == *" qpage-b "* ]] || SERVERS+=(qpage-b)
+fi
 
 start() {
   local name=$1
@@ -161,6 +170,7 @@ start() {
   fi
   case $name in
     qpage) taskset -c "$SERVER_CPU" "${QPAGE_SERVE[@]}" --config "$WORK/edge.toml" >"$WORK/qpage.log" 2>&1 & ;;
+    qpage-b) taskset -c "$SERVER_CPU" "$QPAGE_B" "${QPAGE_SERVE[@]:1}" --config "$WORK/edge-b.toml" >"$WORK/qpage-b.log" 2>&1 & ;;
     nginx) taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" & ;;
     caddy) XDG_DATA_HOME=$WORK XDG_CONFIG_HOME=$WORK GOMAXPROCS=1 taskset -c "$SERVER_CPU" \
              caddy run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.log" 2>&1 & ;;

@@ -9,7 +9,7 @@
 //! and whatever a failing sink still holds is spooled for the next start.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -30,6 +30,56 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Longest a single delivery may take before it counts as failed.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Encoded batches' buffers kept for reuse, at most this many.
+const POOL_MAX: usize = 4;
+
+/// Buffers of encoded batches, given back once every sink is done with a batch:
+/// a buffer of a megabyte or two, freed and allocated again for every batch, goes
+/// back to the system and costs a page fault per 4 KiB when it is written again.
+#[derive(Clone, Default)]
+struct BufPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl BufPool {
+    fn get(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// `buf` as batch data; the buffer returns to the pool when the last clone of
+    /// the data is dropped.
+    fn bytes(&self, buf: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Pooled {
+            buf,
+            pool: self.clone(),
+        })
+    }
+}
+
+struct Pooled {
+    buf: Vec<u8>,
+    pool: BufPool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut pool = self.pool.0.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_MAX {
+            pool.push(buf);
+        }
+    }
+}
 
 /// The running events thread.
 pub(crate) struct Worker {
@@ -171,6 +221,7 @@ async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
     let mut spares: Vec<Vec<u8>> = Vec::new();
+    let pool = BufPool::default();
     let mut out = Vec::new();
     loop {
         let stopping = tokio::select! {
@@ -191,7 +242,7 @@ async fn run(
             *seq += 1;
             let batch = Arc::new(Batch {
                 key: (u128::from(clock.wall_ms()) * 1_000_000, *seq),
-                data: Bytes::from(std::mem::take(out)),
+                data: pool.bytes(std::mem::take(out)),
                 events: *n,
             });
             counters.emitted_n(*n);
@@ -203,6 +254,7 @@ async fn run(
         for mut pending in taken {
             for ev in decode(&pending.buf) {
                 if out.capacity() == 0 {
+                    out = pool.get();
                     out.reserve(max.min(pending.count) * 512);
                 }
                 encoder.encode(&ev, &clock, &mut out);
@@ -293,4 +345,33 @@ async fn deliver_loop(q: Arc<SinkQueue>, mut sink: Sink, counters: Arc<EventCoun
         }
     }
     sink.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_buffers_return_to_the_pool_when_the_last_clone_is_dropped() {
+        let pool = BufPool::default();
+        let mut buf = pool.get();
+        assert_eq!(buf.capacity(), 0, "an empty pool gives a new buffer");
+        buf.extend_from_slice(b"{\"a\":1}\n{\"a\":2}\n");
+        let cap = buf.capacity();
+        let data = pool.bytes(buf);
+        let part = data.slice(8..);
+        drop(data);
+        assert_eq!(&part[..], b"{\"a\":2}\n");
+        assert!(pool.0.lock().unwrap().is_empty(), "a slice still holds it");
+        drop(part);
+        let again = pool.get();
+        assert!(again.is_empty());
+        assert_eq!(again.capacity(), cap, "the same buffer, emptied");
+        // At most POOL_MAX buffers are kept.
+        let held: Vec<Bytes> = (0..POOL_MAX + 3)
+            .map(|_| pool.bytes(Vec::with_capacity(64)))
+            .collect();
+        drop(held);
+        assert_eq!(pool.0.lock().unwrap().len(), POOL_MAX);
+    }
 }

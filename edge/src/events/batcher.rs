@@ -19,7 +19,7 @@ use super::config::EventsConfig;
 use super::encode::{Clock, Encoder};
 use super::file::FileSink;
 use super::nats::NatsSink;
-use super::queue::{Batch, Next, SinkQueue};
+use super::queue::{Batch, Item, Next, SinkQueue};
 use super::record::{Buffers, decode};
 use super::visitor::{Visitor, random};
 use crate::metrics::{EventCounters, SINK_CLICKHOUSE, SINK_FILE, SINK_NATS};
@@ -93,12 +93,48 @@ enum Sink {
     ClickHouse(ClickHouseSink),
 }
 
+/// How a sink that takes several batches at once gathers them.
+#[derive(Clone, Copy)]
+struct Gather {
+    /// Shortest time between the starts of two deliveries while events flow.
+    gap: Duration,
+    /// Most bytes of batches in one delivery.
+    max_bytes: u64,
+}
+
 impl Sink {
-    async fn deliver(&mut self, batch: &Batch) -> Result<(), String> {
+    /// Delivers `items` (one, except for a sink that [`Sink::gathers`]), in order.
+    async fn deliver(&mut self, items: &[Item]) -> Result<(), String> {
         match self {
-            Sink::File(s) => s.deliver(batch).map_err(|e| format!("write: {e}")),
-            Sink::Nats(s) => s.deliver(batch).await,
-            Sink::ClickHouse(s) => s.deliver(batch).await,
+            Sink::File(s) => {
+                for i in items {
+                    s.deliver(i.batch()).map_err(|e| format!("write: {e}"))?;
+                }
+                Ok(())
+            }
+            Sink::Nats(s) => {
+                for i in items {
+                    s.deliver(i.batch()).await?;
+                }
+                Ok(())
+            }
+            Sink::ClickHouse(s) => {
+                let batches: Vec<&Batch> = items.iter().map(|i| &**i.batch()).collect();
+                s.deliver(&batches).await
+            }
+        }
+    }
+
+    /// ClickHouse makes a part (a directory of files, merged later) of every insert
+    /// and advises few, large inserts: it gets at most five a second while events
+    /// flow, each with what queued up meanwhile.
+    fn gathers(&self) -> Option<Gather> {
+        match self {
+            Sink::ClickHouse(_) => Some(Gather {
+                gap: Duration::from_millis(200),
+                max_bytes: 8 << 20,
+            }),
+            _ => None,
         }
     }
 
@@ -283,6 +319,7 @@ async fn deliver_loop(q: Arc<SinkQueue>, mut sink: Sink, counters: Arc<EventCoun
     let mut backoff = Duration::from_millis(100);
     let mut failing = false;
     let mut closing_since: Option<tokio::time::Instant> = None;
+    let mut last_start: Option<tokio::time::Instant> = None;
     loop {
         let item = match q.next(Duration::from_secs(1)).await {
             Next::Item(i) => i,
@@ -296,24 +333,41 @@ async fn deliver_loop(q: Arc<SinkQueue>, mut sink: Sink, counters: Arc<EventCoun
             let since = *closing_since.get_or_insert_with(tokio::time::Instant::now);
             if since.elapsed() >= SHUTDOWN_GRACE {
                 // A long replay does not hold up shutdown: the rest waits on disk.
-                q.spool_rest(Some(item));
+                q.spool_rest(vec![item]);
                 break;
             }
         }
+        let mut held = vec![item];
+        if let (Some(gather), Item::Memory(first)) = (sink.gathers(), &held[0]) {
+            // Fewer, larger deliveries: wait out the sink's gap since the last one
+            // (unless shutting down or the memory queue is filling), then take what
+            // queued up behind this batch.
+            let wait =
+                last_start.map_or(Duration::ZERO, |t| gather.gap.saturating_sub(t.elapsed()));
+            if !wait.is_zero() && !q.is_closed() && q.memory_bytes() < q.memory_max() / 4 {
+                tokio::time::sleep(wait).await;
+            }
+            let room = gather.max_bytes.saturating_sub(first.data.len() as u64);
+            held.extend(q.take_memory(room).into_iter().map(Item::Memory));
+        }
+        last_start = Some(tokio::time::Instant::now());
+        let events: u64 = held.iter().map(|i| i.batch().events).sum();
         loop {
             let timeout = if q.is_closed() {
                 SHUTDOWN_GRACE
             } else {
                 DELIVERY_TIMEOUT
             };
-            let r = match tokio::time::timeout(timeout, sink.deliver(item.batch())).await {
+            let r = match tokio::time::timeout(timeout, sink.deliver(&held)).await {
                 Ok(r) => r,
                 Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
             };
             match r {
                 Ok(()) => {
-                    q.done(&item);
-                    counters.delivered(q.index, item.batch().events);
+                    for item in &held {
+                        q.done(item);
+                    }
+                    counters.delivered(q.index, events);
                     if failing {
                         tracing::info!(sink = q.name, "event sink is back");
                     }
@@ -333,7 +387,7 @@ async fn deliver_loop(q: Arc<SinkQueue>, mut sink: Sink, counters: Arc<EventCoun
                         let since = *closing_since.get_or_insert_with(tokio::time::Instant::now);
                         if since.elapsed() >= SHUTDOWN_GRACE {
                             // Keep the rest for the next start.
-                            q.spool_rest(Some(item));
+                            q.spool_rest(held);
                             sink.close();
                             return;
                         }

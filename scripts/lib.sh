@@ -81,3 +81,41 @@ need_test_servers() {
     need_nats_server &&
     need_vnu
 }
+
+# need_cargo_bin BIN CRATE VERSION [CARGO ARGS...]: a Rust tool built with `cargo install`
+# into $QPAGE_TOOLS/CRATE (benchmarks' peers and metrics). Prints the binary's path.
+need_cargo_bin() {
+  local bin=$1 crate=$2 version=$3; shift 3
+  local path="$QPAGE_TOOLS/$crate/bin/$bin"
+  if [ ! -x "$path" ]; then
+    need_cargo >&2 || return 1
+    echo "installing $crate $version with cargo into $QPAGE_TOOLS/$crate..." >&2
+    cargo install -q --locked --root "$QPAGE_TOOLS/$crate" --version "$version" "$@" "$crate" >&2 || true
+  fi
+  if [ ! -x "$path" ]; then
+    echo "error: $bin is missing. Install it with:  cargo install --locked --root $QPAGE_TOOLS/$crate --version $version $* $crate" >&2
+    return 1
+  fi
+  echo "$path"
+}
+
+# need_py_modules DIR MODULE=PACKAGE...: Python packages from PyPI installed into
+# $QPAGE_TOOLS/DIR (added to PYTHONPATH) unless python3 can already import them.
+need_py_modules() {
+  local dir="$QPAGE_TOOLS/$1"; shift
+  export PYTHONPATH="$dir${PYTHONPATH:+:$PYTHONPATH}"
+  local spec missing=()
+  for spec in "$@"; do
+    python3 -c "import ${spec%%=*}" 2>/dev/null || missing+=("${spec#*=}")
+  done
+  [ ${#missing[@]} = 0 ] && return 0
+  need_deb python3 python3-pip || return 1
+  echo "installing ${missing[*]} from PyPI into $dir..." >&2
+  python3 -m pip install -q --target "$dir" "${missing[@]}" >&2 || true
+  for spec in "$@"; do
+    if ! python3 -c "import ${spec%%=*}" 2>/dev/null; then
+      echo "error: Python module ${spec%%=*} is missing. Install it with:  python3 -m pip install --target $dir ${spec#*=}" >&2
+      return 1
+    fi
+  done
+}

@@ -3,8 +3,8 @@
 # on the same files (4 KiB and 40 KiB HTML, 200 KiB image), with and without
 # `Accept-Encoding: br`; then qpage with 10,000 sites and a random Host per request.
 #
-# Each server is pinned to core 0 with taskset, wrk to core 1. Servers run interleaved
-# in rounds; summarize.py reports medians with their min-max spread, since this
+# Each server is pinned to core 0 with taskset, wrk to core 1. In each round all servers
+# are started and every file is measured on each server back to back; summarize.py reports medians with their min-max spread, since this
 # machine's noise is large. CPU per request is the server's utime+stime from /proc
 # divided by the requests wrk completed.
 #
@@ -12,6 +12,8 @@
 # Env:   ROUNDS=3 DURATION=5 CONNS=32 SITES=10000 OUT=target/bench-edge
 #        SERVERS="qpage nginx caddy sws" FILES="small.html medium.html image.jpg"
 #        ENCODINGS="identity br" SKIP_MANY=1 (skip the 10,000-site part)
+#        QPAGE_B=BINARY: a second qpage build measured beside the others as "qpage-b".
+#        PERF=1: perf-record the server's core during each measured run (wrk-*.perf.data).
 #        EVENTS=1: keep qpage's access events on (off by default here, as nginx runs
 #        with access_log off).
 #        QPAGE=target/release/qpage SWS=static-web-server SKIP_BUILD=1 SKIP_INSTALL=1
@@ -75,6 +77,28 @@ max_connections_per_ip = 100000
 enabled = $([[ -n "${EVENTS:-}" ]] && echo true || echo false)
 TOML
 
+# The peers send the response headers qpage sends by default (cache policy, CDN purge
+# tags, security headers), so every server puts the same bytes on the wire and the
+# client parses the same heads. PEER_HEADERS=0 leaves the peers' defaults.
+DEPLOY=$(cat "$DATA/sites/bench/live")
+NGINX_HEADERS= CADDY_HEADERS=
+if [[ "${PEER_HEADERS:-1}" != 0 ]]; then
+  HEADERS=(
+    "Cache-Control|public, max-age=0, must-revalidate, s-maxage=300"
+    "CDN-Cache-Control|max-age=300"
+    "Surrogate-Key|site-bench deploy-$DEPLOY"
+    "Cache-Tag|site-bench,deploy-$DEPLOY"
+    "Referrer-Policy|strict-origin-when-cross-origin"
+    "X-Content-Type-Options|nosniff"
+    "X-Frame-Options|SAMEORIGIN"
+  )
+  for h in "${HEADERS[@]}"; do
+    NGINX_HEADERS+="    add_header ${h%%|*} \"${h#*|}\";"$'\n'
+    CADDY_HEADERS+="  header ${h%%|*} \"${h#*|}\""$'\n'
+  done
+  NGINX_HEADERS+="    gzip_vary on;"
+fi
+
 cat > "$WORK/nginx.conf" <<NGINX
 user root;
 worker_processes 1;
@@ -95,7 +119,11 @@ http {
   gzip_static on;
   brotli_static on;
   client_body_temp_path $WORK/nginx-tmp;
-  server { listen 127.0.0.1:18081; root $SITE; }
+  server {
+    listen 127.0.0.1:18081;
+    root $SITE;
+$NGINX_HEADERS
+  }
 }
 NGINX
 
@@ -107,6 +135,7 @@ cat > "$WORK/Caddyfile" <<CADDY
 :18082 {
   bind 127.0.0.1
   root * $SITE
+$CADDY_HEADERS
   file_server {
     precompressed br gzip
   }
@@ -122,7 +151,15 @@ fi
 read -r -a FILES <<<"${FILES:-small.html medium.html image.jpg}"
 read -r -a ENCODINGS <<<"${ENCODINGS:-identity br}"
 
-port_of() { case $1 in qpage) echo 18080;; nginx) echo 18081;; caddy) echo 18082;; sws) echo 18083;; esac; }
+port_of() { case $1 in qpage) echo 18080;; nginx) echo 18081;; caddy) echo 18082;; sws) echo 18083;; qpage-b) echo 18084;; esac; }
+
+# QPAGE_B=BINARY: a second qpage edge (e.g. a build with one change) measured as server
+# "qpage-b" beside the others, for A/B comparisons of qpage changes.
+if [[ -n "${QPAGE_B:-}" ]]; then
+  sed -e 's|^listen = .*|listen = "127.0.0.1:18084"|' -e 's|^admin = .*|admin = "127.0.0.1:19094"|' \
+    "$WORK/edge.toml" >"$WORK/edge-b.toml"
+  [[ " ${SERVERS[*]} " == *" qpage-b "* ]] || SERVERS+=(qpage-b)
+fi
 
 start() {
   local name=$1
@@ -133,6 +170,7 @@ start() {
   fi
   case $name in
     qpage) taskset -c "$SERVER_CPU" "${QPAGE_SERVE[@]}" --config "$WORK/edge.toml" >"$WORK/qpage.log" 2>&1 & ;;
+    qpage-b) taskset -c "$SERVER_CPU" "$QPAGE_B" "${QPAGE_SERVE[@]:1}" --config "$WORK/edge-b.toml" >"$WORK/qpage-b.log" 2>&1 & ;;
     nginx) taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" & ;;
     caddy) XDG_DATA_HOME=$WORK XDG_CONFIG_HOME=$WORK GOMAXPROCS=1 taskset -c "$SERVER_CPU" \
              caddy run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.log" 2>&1 & ;;
@@ -174,32 +212,64 @@ run_wrk() { # name url enc log [extra wrk args...]
   local before after
   # Warm up (fills caches), then measure.
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.test' "${hdr[@]}" "$@" "$url" >/dev/null
+  local perf_pid=
+  if [[ -n "${PERF:-}" ]]; then
+    # Samples the server's core (kernel and user) while wrk measures: perf report -i FILE.
+    perf record -q -F 999 -g -C "$SERVER_CPU" -o "${log%.txt}.perf.data" -- sleep "$DURATION" 2>/dev/null &
+    perf_pid=$!
+  fi
   before=$(cpu_ticks "$SERVER_PID")
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.test' "${hdr[@]}" "$@" "$url" >"$log"
+  /usr/bin/time -f '%U %S' -o "${log%.txt}.time" \
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.test' "${hdr[@]}" "$@" "$url" >"$log"
   after=$(cpu_ticks "$SERVER_PID")
+  [[ -n "$perf_pid" ]] && wait "$perf_pid"
   local rps p99 reqs non2xx
   rps=$(awk '/^Requests\/sec/ {print $2}' "$log")
   p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$log")")
   reqs=$(awk '/requests in/ {print $1}' "$log")
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$log"); non2xx=${non2xx:-0}
-  local cpu
+  local cpu wrk_cpu
   cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v r="$reqs" 'BEGIN { printf "%.2f", d / t * 1e6 / r }')
-  echo -e "$rps\t$p99\t$cpu\t$reqs\t$non2xx"
+  # The load generator's own CPU per request: when it nears a full core, it, not the
+  # server, limits req/s.
+  wrk_cpu=$(awk -v r="$reqs" '{ printf "%.2f", ($1 + $2) * 1e6 / r; exit }' "${log%.txt}.time")
+  echo -e "$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$wrk_cpu"
 }
 
-echo -e "round\tserver\tfile\tencoding\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx" >"$OUT/results.tsv"
+echo -e "round\tserver\tfile\tencoding\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\twrk_cpu_us_per_req" >"$OUT/results.tsv"
+declare -A PID_OF
 for round in $(seq 1 "$ROUNDS"); do
-  # Rotate the order each round so no server always runs first.
+  # All servers run side by side (idle but for the one under load), and each file is
+  # measured on every server back to back, so the comparison spans seconds, not the
+  # minutes over which this machine's load drifts. The order rotates each round.
   order=("${SERVERS[@]:$((round % ${#SERVERS[@]}))}" "${SERVERS[@]:0:$((round % ${#SERVERS[@]}))}")
+  up=()
   for name in "${order[@]}"; do
-    if ! start "$name"; then stop; continue; fi
-    port=$(port_of "$name")
-    for file in "${FILES[@]}"; do
-      for enc in "${ENCODINGS[@]}"; do
-        res=$(run_wrk "$name" "http://127.0.0.1:$port/$file" "$enc" "$OUT/wrk-$round-$name-$file-$enc.txt")
+    if start "$name"; then PID_OF[$name]=$SERVER_PID; up+=("$name"); else stop; fi
+  done
+  if [[ $round == 1 ]]; then
+    # Each server's response heads, to compare what the servers put on the wire.
+    for name in "${up[@]}"; do
+      for file in "${FILES[@]}"; do
+        for enc in "${ENCODINGS[@]}"; do
+          hdr=(); [[ $enc == br ]] && hdr=(-H 'Accept-Encoding: br')
+          curl -s -o /dev/null -D - -H 'Host: bench.test' "${hdr[@]}" \
+            "http://127.0.0.1:$(port_of "$name")/$file" >>"$OUT/heads-$name.txt"
+        done
+      done
+    done
+  fi
+  for file in "${FILES[@]}"; do
+    for enc in "${ENCODINGS[@]}"; do
+      for name in "${up[@]}"; do
+        SERVER_PID=${PID_OF[$name]}
+        res=$(run_wrk "$name" "http://127.0.0.1:$(port_of "$name")/$file" "$enc" "$OUT/wrk-$round-$name-$file-$enc.txt")
         echo -e "$round\t$name\t$file\t$enc\t$res" | tee -a "$OUT/results.tsv"
       done
     done
+  done
+  for name in "${up[@]}"; do
+    SERVER_PID=${PID_OF[$name]}
     stop
   done
 done
@@ -213,7 +283,7 @@ fi
 MANY="$WORK/many-data"
 python3 "$HERE/gen_sites.py" "$MANY" "$SITES"
 sed "s|^data_dir = .*|data_dir = \"$MANY\"|" "$WORK/edge.toml" >"$WORK/many.toml"
-echo -e "round\tsites\tstartup_s\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\trss_mib\tpeak_rss_mib" >"$OUT/many.tsv"
+echo -e "round\tsites\tstartup_s\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\twrk_cpu_us_per_req\trss_mib\tpeak_rss_mib" >"$OUT/many.tsv"
 for round in $(seq 1 "$ROUNDS"); do
   t0=$(date +%s%N)
   taskset -c "$SERVER_CPU" "${QPAGE_SERVE[@]}" --config "$WORK/many.toml" >"$WORK/many.log" 2>&1 &

@@ -19,12 +19,13 @@ def med(rs, key, fmt):
     return f"{fmt.format(statistics.median(vals))} ({fmt.format(min(vals))}-{fmt.format(max(vals))})"
 
 
-print("| file | Accept-Encoding | server | req/s median (min-max) | p99 ms | CPU us/req | non-2xx |")
-print("|---|---|---|---|---|---|---|")
+print("| file | Accept-Encoding | server | req/s median (min-max) | p99 ms | CPU us/req | wrk CPU us/req | non-2xx |")
+print("|---|---|---|---|---|---|---|---|")
 for (file, enc, server), rs in sorted(rows.items()):
     errs = sum(int(r["non2xx"]) for r in rs)
     print(f"| {file} | {enc} | {server} | {med(rs, 'rps', '{:.0f}')} | "
-          f"{med(rs, 'p99_ms', '{:.2f}')} | {med(rs, 'cpu_us_per_req', '{:.1f}')} | {errs} |")
+          f"{med(rs, 'p99_ms', '{:.2f}')} | {med(rs, 'cpu_us_per_req', '{:.1f}')} | "
+          f"{med(rs, 'wrk_cpu_us_per_req', '{:.1f}') if 'wrk_cpu_us_per_req' in rs[0] else '-'} | {errs} |")
 
 # qpage against the best peer, round by round (each round runs every server under
 # the same load): the median of the per-round ratios with their spread.

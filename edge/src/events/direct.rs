@@ -27,8 +27,6 @@ pub(crate) struct Appender {
     /// Direct handle, when the file system allows one.
     direct: Option<File>,
     len: u64,
-    /// Room for an aligned copy of the whole blocks of an append.
-    staging: Vec<u8>,
 }
 
 impl Appender {
@@ -44,7 +42,6 @@ impl Appender {
             file,
             direct,
             len: 0,
-            staging: Vec::new(),
         })
     }
 
@@ -54,8 +51,10 @@ impl Appender {
         self.direct.is_some()
     }
 
-    /// Appends `data`. On an error the file may hold a prefix of it.
-    pub(crate) fn append(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Appends `data`, using `staging` for the aligned copy (kept by the caller from
+    /// one file to the next, so its memory is not allocated and faulted in again).
+    /// On an error the file may hold a prefix of `data`.
+    pub(crate) fn append(&mut self, data: &[u8], staging: &mut Vec<u8>) -> io::Result<()> {
         let to_boundary = (BLOCK - (self.len % BLOCK as u64) as usize) % BLOCK;
         let head = to_boundary.min(data.len());
         let whole = (data.len() - head) / BLOCK * BLOCK;
@@ -64,11 +63,11 @@ impl Appender {
         }
         self.buffered(&data[..head])?;
         let body = &data[head..head + whole];
-        if self.staging.len() < whole + BLOCK {
-            self.staging = vec![0; whole + BLOCK];
+        if staging.len() < whole + BLOCK {
+            *staging = vec![0; whole + BLOCK];
         }
-        let at = self.staging.as_ptr().align_offset(BLOCK);
-        let aligned = &mut self.staging[at..at + whole];
+        let at = staging.as_ptr().align_offset(BLOCK);
+        let aligned = &mut staging[at..at + whole];
         aligned.copy_from_slice(body);
         let Some(direct) = &self.direct else {
             return self.buffered(&data[head..]);
@@ -113,6 +112,7 @@ mod tests {
     fn appends(a: &mut Appender, path: &Path) {
         let mut expected = Vec::new();
         let mut n = 0u32;
+        let mut staging = Vec::new();
         for size in [
             0usize,
             1,
@@ -133,7 +133,7 @@ mod tests {
                     (n >> 16) as u8
                 })
                 .collect();
-            a.append(&chunk).unwrap();
+            a.append(&chunk, &mut staging).unwrap();
             expected.extend_from_slice(&chunk);
             let on_disk = std::fs::read(path).unwrap();
             assert_eq!(

@@ -18,6 +18,8 @@ pub(crate) struct FileSink {
     node: String,
     cfg: FileSinkConfig,
     current: Option<Current>,
+    /// The aligned copy of direct writes, kept across files.
+    staging: Vec<u8>,
 }
 
 struct Current {
@@ -44,6 +46,7 @@ impl FileSink {
                 .collect(),
             cfg: cfg.clone(),
             current: None,
+            staging: Vec::new(),
         };
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
@@ -67,7 +70,7 @@ impl FileSink {
         let Some(cur) = self.current.as_mut() else {
             return Ok(());
         };
-        if let Err(e) = cur.file.append(&batch.data) {
+        if let Err(e) = cur.file.append(&batch.data, &mut self.staging) {
             // A partial write leaves a torn line: start a new file for the retry.
             self.close();
             return Err(e);

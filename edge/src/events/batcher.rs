@@ -31,8 +31,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Longest a single delivery may take before it counts as failed.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Encoded batches' buffers kept for reuse, at most this many.
-const POOL_MAX: usize = 4;
+/// Encoded batches' buffers kept for reuse, at most this many: enough for what is
+/// in flight at full rate (a gathered ClickHouse insert holds five or more).
+const POOL_MAX: usize = 16;
 
 /// Buffers of encoded batches, given back once every sink is done with a batch:
 /// a buffer of a megabyte or two, freed and allocated again for every batch, goes

@@ -8,7 +8,7 @@
 # (self, per request) are written next to the totals.
 #
 # Usage: benches/events/callgrind.sh     (after `cargo build --release -p qpage-edge --example edge-serve`)
-# Env:   MODES="off file nats clickhouse" DURATION=10 OUT=target/bench-events-callgrind
+# Env:   MODES="off file nats clickhouse" DURATION=10 OUT=target/bench-events-callgrind EDGE=<binary>
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/benches/events"
@@ -21,7 +21,7 @@ need_deb valgrind valgrind
 need_deb wrk wrk
 need_deb clickhouse-server clickhouse-server
 need_nats_server
-EDGE=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/edge-serve
+EDGE=${EDGE:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/edge-serve}
 PORT=18490
 ADMIN=19490
 rm -rf "$OUT"; mkdir -p "$OUT"

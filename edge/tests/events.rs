@@ -958,3 +958,47 @@ async fn clickhouse_gets_every_event_across_an_outage() {
         "requests did not wait"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_gets_batches_gathered_into_fewer_inserts() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (port, tcp, inter) = (free_port(), free_port(), free_port());
+    let ch = ClickHouse::start(tmp.path(), port, tcp, inter).await;
+    let (st, body) = ch.query(&documented_ddl()).await.unwrap();
+    assert_eq!(st, 200, "documented DDL: {body}");
+    let mut cfg = events_config(&f.data);
+    cfg.events.clickhouse.url = format!("http://127.0.0.1:{port}");
+    cfg.events.flush_interval_ms = 5;
+    let s = start(cfg).await;
+    let mut conn = Conn::open(s.addr).await;
+    // 30 groups of 20 requests, 40 ms apart: with a 5 ms timer each group is its own
+    // batch, and ClickHouse gets at most five inserts a second.
+    let groups = 30;
+    for g in 0..groups {
+        for i in 0..20 {
+            send(&mut conn, g * 20 + i).await;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    wait_for("every event in ClickHouse", 30, || {
+        counts(&s.handle).sinks[SINK_CLICKHOUSE].delivered == 600
+    })
+    .await;
+    s.stop().await;
+    let (_, n) = ch
+        .query("SELECT count(), uniqExact(id) FROM qpage_events")
+        .await
+        .unwrap();
+    assert_eq!(n, "600\t600");
+    // Every insert makes one level-0 part (merged ones stay listed as inactive).
+    let (_, parts) = ch
+        .query("SELECT count() FROM system.parts WHERE table = 'qpage_events' AND level = 0")
+        .await
+        .unwrap();
+    let parts: usize = parts.trim().parse().unwrap();
+    assert!(
+        parts >= 1 && parts < groups / 2,
+        "{parts} inserts for {groups} batches"
+    );
+}

@@ -1,13 +1,21 @@
-//! The ClickHouse sink: each batch is one `INSERT INTO <table> FORMAT JSONEachRow`
-//! over ClickHouse's HTTP interface (hyper's client, kept-alive connections). Any
+//! The ClickHouse sink: one `INSERT INTO <table> FORMAT JSONEachRow` over ClickHouse's
+//! HTTP interface (hyper's client, kept-alive connections) carries one or several
+//! batches back to back, without copying them (the worker gathers them, see
+//! [`super::batcher`]). Any
 //! answer but 200 is a failure and the batch is retried (then spooled). With the
 //! `ReplacingMergeTree` table of docs/events.md, a batch inserted twice (sent, then
 //! the answer lost) collapses on merges; `SELECT ... FINAL` or `uniqExact(id)`
 //! deduplicates before that.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::{Method, Request, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -18,7 +26,30 @@ use super::queue::Batch;
 pub(crate) struct ClickHouseSink {
     cfg: ClickHouseSinkConfig,
     uri: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, Chunks>,
+}
+
+/// A request body made of several buffers, sent one after the other.
+struct Chunks(VecDeque<Bytes>);
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+    }
 }
 
 impl ClickHouseSink {
@@ -38,8 +69,14 @@ impl ClickHouseSink {
         }
     }
 
-    pub(crate) async fn deliver(&mut self, batch: &Batch) -> Result<(), String> {
-        if batch.data.is_empty() {
+    /// Inserts `batches` with one request.
+    pub(crate) async fn deliver(&mut self, batches: &[&Batch]) -> Result<(), String> {
+        let body: VecDeque<Bytes> = batches
+            .iter()
+            .filter(|b| !b.data.is_empty())
+            .map(|b| b.data.clone())
+            .collect();
+        if body.is_empty() {
             return Ok(());
         }
         let mut req = Request::builder()
@@ -53,7 +90,7 @@ impl ClickHouseSink {
             req = req.header("x-clickhouse-key", &self.cfg.password);
         }
         let req = req
-            .body(Full::new(batch.data.clone()))
+            .body(Chunks(body))
             .map_err(|e| format!("request: {e}"))?;
         let resp = self
             .client

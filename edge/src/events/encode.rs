@@ -327,6 +327,63 @@ mod tests {
     }
 
     #[test]
+    fn hostile_request_values_stay_valid_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = Instant::now();
+        let clock = Clock::now(base);
+        let visitor = Visitor::open(dir.path().join("salt"), clock.wall_ms() / 86_400_000).unwrap();
+        let mut enc = Encoder::new("n", vec![], visitor, 1);
+        let path = b"/a\"b\\c\n\r\t\x00\x1f\x7f\xff\xfe/\xc3\xa9/\xe2\x82";
+        let ua = b"Mozilla/5.0 \"}\n{\"v\":2\\ \x01\xc0\x80 (compatible; Evil\"Bot/1.0)";
+        let referer = b"https://EV\"IL\\.Example\x02\xff/x";
+        let host = b"h\"o\\st\n";
+        let ctype = b"text/html\"\x7f";
+        let ev = RawEvent {
+            start_ns: 0,
+            dur_us: 1,
+            status: 200,
+            bytes: 0,
+            version: 2,
+            tls: 0,
+            cache: 0,
+            peer: "192.0.2.1".parse().unwrap(),
+            site: b"alpha",
+            host,
+            path,
+            content_type: ctype,
+            referer,
+            user_agent: ua,
+            forwarded_for: b"",
+            forwarded: b"",
+        };
+        let mut out = Vec::new();
+        // Twice: the second time the referrer comes from the cache.
+        enc.encode(&ev, &clock, &mut out);
+        enc.encode(&ev, &clock, &mut out);
+        let text = String::from_utf8(out).expect("lines are UTF-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "one line per event: {text}");
+        for line in lines {
+            let e: serde_json::Value = serde_json::from_str(line).unwrap();
+            let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            assert_eq!(e["v"], 1);
+            assert_eq!(e["path"], lossy(path));
+            assert_eq!(e["host"], lossy(host));
+            assert_eq!(e["ctype"], lossy(ctype));
+            assert_eq!(
+                e["ref"],
+                lossy(&referrer_host(referer).to_ascii_lowercase())
+            );
+            assert_eq!(e["ua"], "bot");
+            assert_eq!(
+                e.as_object().unwrap().len(),
+                18,
+                "no injected field: {line}"
+            );
+        }
+    }
+
+    #[test]
     fn plain_detection() {
         assert!(plain(b"/some/long/path/name.html"));
         assert!(plain(b""));

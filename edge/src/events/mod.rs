@@ -9,12 +9,13 @@
 //! visitor hash, user-agent class, referrer host; [`derive`], [`visitor`]), encodes
 //! NDJSON into one buffer ([`encode`]) and hands each batch to every sink's queue
 //! ([`queue`]), which spools to disk while its sink is down or slow and replays in
-//! order. Sinks: [`file`], [`nats`], [`clickhouse`].
+//! order. Sinks: [`file`] (through [`direct`]), [`nats`], [`clickhouse`].
 
 mod batcher;
 mod clickhouse;
 mod config;
 mod derive;
+mod direct;
 mod encode;
 mod file;
 mod nats;

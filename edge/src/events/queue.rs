@@ -231,6 +231,35 @@ impl SinkQueue {
         }
     }
 
+    /// Takes the batches waiting in memory, oldest first, as long as they add up to
+    /// at most `max_bytes` (for a sink that delivers several at once; spooled
+    /// batches are never behind them, so the order holds).
+    pub(crate) fn take_memory(&self, max_bytes: u64) -> Vec<Arc<Batch>> {
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        let mut total = 0;
+        while let Some(b) = st.memory.front() {
+            let len = b.data.len() as u64;
+            if total + len > max_bytes {
+                break;
+            }
+            total += len;
+            st.memory_bytes -= len;
+            out.extend(st.memory.pop_front());
+        }
+        out
+    }
+
+    /// Bytes of the batches waiting in memory.
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        self.lock().memory_bytes
+    }
+
+    /// The memory bound (`events.memory_max_bytes`).
+    pub(crate) fn memory_max(&self) -> u64 {
+        self.memory_max
+    }
+
     /// The worker delivered `item`.
     pub(crate) fn done(&self, item: &Item) {
         if let Item::Spooled(_) = item {
@@ -244,12 +273,14 @@ impl SinkQueue {
         }
     }
 
-    /// At shutdown with the sink failing: puts `held` (if it came from memory) and
-    /// every batch still in memory on disk, in order.
-    pub(crate) fn spool_rest(&self, held: Option<Item>) {
+    /// At shutdown with the sink failing: puts the `held` batches that came from
+    /// memory and every batch still in memory on disk, in order.
+    pub(crate) fn spool_rest(&self, held: Vec<Item>) {
         let mut st = self.lock();
-        if let Some(Item::Memory(b)) = held {
-            self.spool_locked(&mut st, &b);
+        for item in held {
+            if let Item::Memory(b) = item {
+                self.spool_locked(&mut st, &b);
+            }
         }
         while let Some(b) = st.memory.pop_front() {
             st.memory_bytes -= b.data.len() as u64;

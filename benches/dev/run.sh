@@ -3,7 +3,7 @@
 # on the generator benchmark's corpus. Prints a Markdown table on stdout.
 #
 #   benches/dev/run.sh [--pages N] [--edits N] [--rounds N] [--hugo-rounds N]
-#                      [--hugo-edits N] [--no-build] [--keep]
+#                      [--hugo-edits N] [--kinds K,K] [--no-build] [--keep]
 #
 # Default: N = 10,000 pages, 3 rounds (qpage, hugo, qpage, hugo, ...), 20 edits per
 # round, each edit appending a paragraph to a different post. Samples from all rounds
@@ -11,6 +11,9 @@
 # Hugo rebuilds the whole site on each edit (minutes per round): --hugo-rounds N runs
 # it in the first N rounds only (0: not at all), --hugo-edits N makes N edits per
 # Hugo round (default: --edits).
+# --kinds: the kinds of edit (measure.py --kind), each measured in every round and
+# reported on its own line: text (default), date, tags, new. The last three change
+# the site's structure (listings, pagination, term pages).
 # Env: QPAGE (default target/release/qpage), HUGO (default hugo), WORK_DIR (default
 # /dev/shm), SEED. Progress on stderr.
 set -euo pipefail
@@ -21,7 +24,7 @@ QPAGE="${QPAGE:-$ROOT/target/release/qpage}"
 HUGO="${HUGO:-hugo}"
 WORK_DIR="${WORK_DIR:-/dev/shm}"
 SEED="${SEED:-20240501}"
-PAGES=10000; EDITS=20; ROUNDS=3; BUILD=1; KEEP=0; HUGO_ROUNDS=""; HUGO_EDITS=""
+PAGES=10000; EDITS=20; ROUNDS=3; BUILD=1; KEEP=0; HUGO_ROUNDS=""; HUGO_EDITS=""; KINDS=text
 while [ $# -gt 0 ]; do
   case "$1" in
     --pages) PAGES="$2"; shift ;;
@@ -29,9 +32,10 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS="$2"; shift ;;
     --hugo-rounds) HUGO_ROUNDS="$2"; shift ;;
     --hugo-edits) HUGO_EDITS="$2"; shift ;;
+    --kinds) KINDS="$2"; shift ;;
     --no-build) BUILD=0 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -95,9 +99,14 @@ run_tool() {
   t1=$(date +%s%N)
   log "[$tool round $round] serving after $(( (t1 - t0) / 1000000 )) ms; $edits edits; load $(cut -d' ' -f1-3 /proc/loadavg)"
   sleep 1
-  python3 "$HERE/measure.py" --port "$port" --site "$W/$( [ "$tool" = qpage ] && echo q || echo h )" \
-    --edits "$edits" --pages "$EDIT_PAGES" --tag "${tool}${round}" \
-    | sed "s/^/$tool /" >> "$RESULTS"
+  local kind
+  for kind in ${KINDS//,/ }; do
+    python3 "$HERE/measure.py" --port "$port" --site "$W/$( [ "$tool" = qpage ] && echo q || echo h )" \
+      --edits "$edits" --pages "$EDIT_PAGES" --tag "${tool}${round}" --kind "$kind" \
+      --settle "$( [ "$kind" = text ] && echo 0.5 || echo 1.5 )" \
+      | sed "s/^/$tool $kind /" >> "$RESULTS"
+    sleep 2
+  done
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 }
 
@@ -112,20 +121,24 @@ HUGO_VERSION="none"
 python3 - "$RESULTS" "$PAGES" "$EDITS" "$ROUNDS" "$HUGO_VERSION" <<'PY'
 import statistics, sys
 path, pages, edits, rounds, hugo = sys.argv[1:6]
-s = {"qpage": [], "hugo": []}
+s = {}
 for line in open(path):
-    tool, ms = line.split()
-    s[tool].append(float(ms))
+    tool, kind, ms = line.split()
+    s.setdefault((tool, kind), []).append(float(ms))
 def q(xs, p):
     xs = sorted(xs); k = (len(xs) - 1) * p; f = int(k); c = min(f + 1, len(xs) - 1)
     return xs[f] + (xs[c] - xs[f]) * (k - f)
 print(f"| {pages} pages, {rounds} rounds x {edits} edits | median ms | p10 ms | p90 ms | min ms | max ms | samples |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for tool, label in (("qpage", "qpage dev"), ("hugo", f"hugo server ({hugo.strip()})")):
-    xs = s[tool]
-    if xs:
-        print(f"| {label} | {statistics.median(xs):.1f} | {q(xs, .1):.1f} | {q(xs, .9):.1f} | {min(xs):.1f} | {max(xs):.1f} | {len(xs)} |")
+kinds = sorted({k for _, k in s}, key=lambda k: ["text", "date", "tags", "new"].index(k))
+for kind in kinds:
+    for tool, label in (("qpage", "qpage dev"), ("hugo", f"hugo server ({hugo.strip()})")):
+        xs = s.get((tool, kind))
+        if xs:
+            print(f"| {label}, {kind} edits | {statistics.median(xs):.1f} | {q(xs, .1):.1f} | {q(xs, .9):.1f} | {min(xs):.1f} | {max(xs):.1f} | {len(xs)} |")
 print()
-if s["hugo"] and s["qpage"]:
-    print(f"hugo median / qpage median: {statistics.median(s['hugo']) / statistics.median(s['qpage']):.1f}x")
+for kind in kinds:
+    h, qp = s.get(("hugo", kind)), s.get(("qpage", kind))
+    if h and qp:
+        print(f"{kind} edits: hugo median / qpage median: {statistics.median(h) / statistics.median(qp):.1f}x")
 PY

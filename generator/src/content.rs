@@ -46,8 +46,9 @@ pub struct Document {
     pub date: Option<NaiveDate>,
     /// Last update.
     pub updated: Option<NaiveDate>,
-    /// Rendered body.
-    pub rendered: Rendered,
+    /// Rendered body (shared: documents are cloned whole when `qpage dev` rebuilds the
+    /// model).
+    pub rendered: std::sync::Arc<Rendered>,
     /// Dangerous HTML pieces removed by sanitizing.
     pub sanitized: usize,
 }
@@ -201,7 +202,7 @@ pub fn read_document(
         front,
         date,
         updated,
-        rendered,
+        rendered: std::sync::Arc::new(rendered),
         sanitized,
     })
 }

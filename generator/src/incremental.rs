@@ -28,6 +28,8 @@ use crate::render::{self, Job, RenderOptions, Renderer};
 use crate::site::Site;
 use crate::templates::{Templates, Theme};
 
+mod restructure;
+
 /// Output files (path, bytes) by what they belong to.
 type FilesBy = BTreeMap<String, Vec<(String, Arc<[u8]>)>>;
 /// A document read again: its file and the document (`None`: removed) or the errors.
@@ -343,6 +345,11 @@ impl Session {
         let mut rerender: Option<String> = None;
         let mut reread_all_docs = false;
         let mut feeds: HashSet<String> = HashSet::new();
+        // Output paths of jobs that a structural edit removed.
+        let mut gone: Vec<String> = Vec::new();
+        // Whether a structural edit can be scoped to what it reaches (not when templates,
+        // shortcodes, data or a section's `_index.md` changed in the same batch).
+        let mut scopable = !kinds.values().any(|k| *k == Kind::Template);
 
         // Templates first: documents render their shortcodes with them.
         if kinds.values().any(|k| *k == Kind::Template) {
@@ -382,6 +389,7 @@ impl Session {
         let mut doc_changes: Vec<(PathBuf, Option<Document>)> = Vec::new();
         let doc_paths: Vec<&PathBuf> = if reread_all_docs {
             rerender.get_or_insert_with(|| "a shortcode template changed".into());
+            scopable = false;
             st.docs.keys().collect()
         } else {
             kinds
@@ -420,7 +428,13 @@ impl Session {
                 }
             }
         }
+        let edited: HashSet<PathBuf> = doc_changes.iter().map(|(f, _)| f.clone()).collect();
         for (file, doc) in &doc_changes {
+            if st.docs.get(file).is_some_and(|d| d.is_section)
+                || doc.as_ref().is_some_and(|d| d.is_section)
+            {
+                scopable = false;
+            }
             let same_shape = match (st.docs.get(file), doc) {
                 (Some(old), Some(new)) => {
                     !old.is_section
@@ -493,10 +507,12 @@ impl Session {
 
         if rerender.is_some() || (data_changed && !errors.contains_key("data")) {
             // The model again, from the documents in memory.
+            let t_model = Instant::now();
             let loaded = Loaded {
                 documents: st.docs.values().cloned().collect(),
                 assets: st.site.assets.clone(),
             };
+            let t_build = Instant::now();
             match Site::build(st.config.clone(), loaded, st.data.clone(), filter) {
                 Err(e) => {
                     errors.insert("model".into(), e);
@@ -505,11 +521,56 @@ impl Session {
                 Ok(site) => {
                     errors.remove("model");
                     let old_jobs = std::mem::take(&mut st.jobs);
-                    st.site = site;
-                    st.renderer = Renderer::new(&st.site, &st.templates, RenderOptions { dev });
+                    let old_site = std::mem::replace(&mut st.site, site);
+                    let t_renderer = Instant::now();
+                    let scoped = rerender.is_some()
+                        && scopable
+                        && !data_changed
+                        && restructure::same_frame(&old_site, &st.site);
+                    let old_renderer = if scoped {
+                        // The values of pages that did not change are kept.
+                        let reuse = restructure::reusable(&old_site, &st.site, &edited);
+                        Some(st.renderer.rebuild(
+                            &old_site,
+                            &st.site,
+                            &reuse,
+                            RenderOptions { dev },
+                        ))
+                    } else {
+                        st.renderer = Renderer::new(&st.site, &st.templates, RenderOptions { dev });
+                        None
+                    };
+                    let t_jobs = Instant::now();
                     st.jobs = render::jobs(&st.site);
                     index_pages(st);
-                    if rerender.is_some() {
+                    if let Some(old_renderer) = old_renderer {
+                        let t_carry = Instant::now();
+                        // Only what the moved pages reach is made again.
+                        let old_pages = std::mem::take(&mut st.pages);
+                        let old_dirty = std::mem::take(&mut dirty);
+                        let c = restructure::carry(
+                            st,
+                            &old_site,
+                            &old_renderer,
+                            old_pages,
+                            old_dirty,
+                            &edited,
+                        );
+                        dirty = c.dirty;
+                        feeds = c.feeds;
+                        gone = c.gone;
+                        rerender = None;
+                        tracing::debug!(
+                            docs = ?(t_build - t_model),
+                            model = ?(t_renderer - t_build),
+                            renderer = ?(t_jobs - t_renderer),
+                            jobs = ?(t_carry - t_jobs),
+                            carry = ?t_carry.elapsed(),
+                            "structural edit"
+                        );
+                        // The old model is large; it is freed off the update's path.
+                        std::thread::spawn(move || drop((old_site, old_renderer, old_jobs)));
+                    } else if rerender.is_some() {
                         dirty = st.jobs.iter().cloned().collect();
                         // Pages of the old model are replaced by the new ones.
                         st.pages.clear();
@@ -675,7 +736,7 @@ impl Session {
             && !feeds_all
             && !errors.contains_key("output")
             && !st.files.is_empty();
-        let before = patchable.then(|| Before::of(st, &jobs, &feeds));
+        let before = patchable.then(|| Before::of(st, &jobs, &feeds, gone));
         let t_render = Instant::now();
         let rendered = render_jobs(st, &jobs, errors);
         let t_indexes = Instant::now();
@@ -1150,62 +1211,74 @@ fn sitemaps(st: &State) -> Vec<(String, Arc<[u8]>)> {
 }
 
 /// The output paths of what an update is about to make again (the dirty jobs' pages,
-/// the feeds of the listings refreshed, the sitemaps), taken before it does.
+/// the feeds of the listings refreshed, the sitemaps) or has dropped, taken before it
+/// does.
 struct Before {
-    pages: Vec<Option<String>>,
-    feeds: Vec<Vec<String>>,
+    paths: HashSet<String>,
     sitemaps: Vec<String>,
 }
 
+/// The changes to the output table: files to write (when their bytes differ) and
+/// files to remove.
+struct Patch {
+    write: Vec<(String, Arc<[u8]>)>,
+    remove: Vec<String>,
+}
+
 impl Before {
-    fn of(st: &State, jobs: &[Job], feeds: &HashSet<String>) -> Before {
+    fn of(st: &State, jobs: &[Job], feeds: &HashSet<String>, gone: Vec<String>) -> Before {
+        let mut paths: HashSet<String> = gone.into_iter().collect();
+        paths.extend(
+            jobs.iter()
+                .filter_map(|j| st.pages.get(j).map(|o| o.out.clone())),
+        );
+        for l in feeds {
+            paths.extend(feed_paths(st, l));
+        }
         Before {
-            pages: jobs
-                .iter()
-                .map(|j| st.pages.get(j).map(|o| o.out.clone()))
-                .collect(),
-            feeds: feeds.iter().map(|l| feed_paths(st, l)).collect(),
+            paths,
             sitemaps: st.sitemap_files.iter().map(|(p, _)| p.clone()).collect(),
         }
     }
 
-    /// The re-made output files, when they have the same paths as before (so the
-    /// output table only needs their bytes replaced); `None` when any path changed.
+    /// The changes that take the output table from the old outputs of what was made
+    /// again to the new ones; `None` when a new path is also another source's (the
+    /// table is then assembled again, which reports the clash).
     fn patch(
-        self,
+        mut self,
         st: &State,
         jobs: &[Job],
         feeds: &HashSet<String>,
         sitemap_rebuilt: bool,
-    ) -> Option<Vec<(String, Arc<[u8]>)>> {
-        let mut out = Vec::new();
-        for (job, old) in jobs.iter().zip(self.pages) {
-            match (st.pages.get(job), old) {
-                (Some(o), Some(old)) if o.out == old => out.push((old, o.bytes.clone())),
-                (None, None) => {}
-                _ => return None,
+    ) -> Option<Patch> {
+        let mut write: Vec<(String, Arc<[u8]>)> = Vec::new();
+        for job in jobs {
+            if let Some(o) = st.pages.get(job) {
+                write.push((o.out.clone(), o.bytes.clone()));
             }
         }
-        for (listing, old) in feeds.iter().zip(self.feeds) {
-            if feed_paths(st, listing) != old {
-                return None;
-            }
-            out.extend(st.feeds.get(listing).into_iter().flatten().cloned());
+        for listing in feeds {
+            write.extend(st.feeds.get(listing).into_iter().flatten().cloned());
         }
         if sitemap_rebuilt {
-            if !st
-                .sitemap_files
-                .iter()
-                .map(|(p, _)| p)
-                .eq(self.sitemaps.iter())
+            self.paths.extend(self.sitemaps);
+            write.extend(st.sitemap_files.iter().cloned());
+        }
+        let mut new_paths: HashSet<&str> = HashSet::with_capacity(write.len());
+        for (p, _) in &write {
+            if !new_paths.insert(p.as_str())
+                || (!self.paths.contains(p) && st.files.contains_key(p))
             {
                 return None;
             }
-            out.extend(st.sitemap_files.iter().cloned());
         }
-        out.iter()
-            .all(|(p, _)| st.files.contains_key(p))
-            .then_some(out)
+        let remove = self
+            .paths
+            .iter()
+            .filter(|p| !new_paths.contains(p.as_str()))
+            .cloned()
+            .collect();
+        Some(Patch { write, remove })
     }
 }
 
@@ -1216,25 +1289,32 @@ fn feed_paths(st: &State, listing: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Writes the files of `patch` whose bytes differ from `files` and updates `files` in
-/// place; returns the files written.
+/// Writes the files of `patch` whose bytes differ from `files`, removes the files it
+/// removes, and updates `files` in place; returns the files written or removed.
 #[allow(clippy::type_complexity)]
 fn write_patch(
     dest: &Path,
     files: &mut BTreeMap<String, Arc<[u8]>>,
-    patch: Vec<(String, Arc<[u8]>)>,
+    patch: Patch,
 ) -> Result<Vec<(String, Option<Arc<[u8]>>)>, Vec<Diagnostic>> {
     let mut changed = Vec::new();
-    for (path, bytes) in patch {
-        let Some(slot) = files.get_mut(&path) else {
-            continue;
-        };
-        if Arc::ptr_eq(slot, &bytes) || slot[..] == bytes[..] {
+    for (path, bytes) in patch.write {
+        if let Some(slot) = files.get(&path)
+            && (Arc::ptr_eq(slot, &bytes) || slot[..] == bytes[..])
+        {
             continue;
         }
         write_file(dest, &path, &bytes)?;
-        *slot = bytes.clone();
+        files.insert(path.clone(), bytes.clone());
         changed.push((path, Some(bytes)));
+    }
+    let mut removed = patch.remove;
+    removed.sort();
+    for path in removed {
+        if files.remove(&path).is_some() {
+            remove_file(dest, &path)?;
+            changed.push((path, None));
+        }
     }
     Ok(changed)
 }
@@ -1272,24 +1352,30 @@ fn write_changes(
     }
     for path in old.keys() {
         if !new.contains_key(path) {
-            let full = dest.join(path);
-            match std::fs::remove_file(&full) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(vec![Diagnostic::io(&full, &e)]),
-            }
-            // Empty folders go too, as a fresh build would not make them.
-            let mut dir = full.parent();
-            while let Some(d) = dir {
-                if d == dest || std::fs::remove_dir(d).is_err() {
-                    break;
-                }
-                dir = d.parent();
-            }
+            remove_file(dest, path)?;
             changed.push((path.clone(), None));
         }
     }
     Ok(changed)
+}
+
+/// Removes one output file, and the folders it leaves empty (a fresh build would not
+/// make them).
+fn remove_file(dest: &Path, path: &str) -> Result<(), Vec<Diagnostic>> {
+    let full = dest.join(path);
+    match std::fs::remove_file(&full) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(vec![Diagnostic::io(&full, &e)]),
+    }
+    let mut dir = full.parent();
+    while let Some(d) = dir {
+        if d == dest || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
 }
 
 fn apply_manifest(manifest: &mut Manifest, changed: &[(String, Option<Arc<[u8]>>)]) {

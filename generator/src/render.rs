@@ -162,6 +162,84 @@ impl Renderer {
         global.insert_value(format!("{SECTIONS_KEY}{}", site.sections[si].path), section);
     }
 
+    /// Takes in a model rebuilt from `old` (the model this renderer was made for):
+    /// the values of the pages whose `reuse` entry names a page of `old` (the same
+    /// document, URL, terms and section) are kept, the others made again. Returns the
+    /// values it replaced.
+    pub fn rebuild(
+        &mut self,
+        old: &Site,
+        site: &Site,
+        reuse: &[Option<usize>],
+        opts: RenderOptions,
+    ) -> Previous {
+        let prev = &self.shared;
+        let page_summaries: Vec<Value> = site
+            .pages
+            .par_iter()
+            .enumerate()
+            .map(|(ni, p)| match reuse[ni] {
+                Some(o) => prev.page_summaries[o].clone(),
+                None => page_summary(site, p),
+            })
+            .collect();
+        let listed: Vec<Value> = (0..site.pages.len())
+            .into_par_iter()
+            .map(|ni| match reuse[ni] {
+                Some(o) => prev.listed[o].clone(),
+                None => listed_form(&page_summaries[ni]),
+            })
+            .collect();
+        let shared = Shared::with_pages(site, opts, page_summaries, listed);
+        let mut kept = vec![false; old.pages.len()];
+        for o in reuse.iter().flatten() {
+            kept[*o] = true;
+        }
+        let global = self.tera.tera.global_context();
+        for (o, p) in old.pages.iter().enumerate() {
+            if !kept[o] {
+                global.remove(&format!("{PAGES_KEY}{}", p.path));
+            }
+        }
+        for (ni, p) in site.pages.iter().enumerate() {
+            if reuse[ni].is_none() {
+                global.insert_value(
+                    format!("{PAGES_KEY}{}", p.path),
+                    shared.page_summaries[ni].clone(),
+                );
+            }
+        }
+        for s in &old.sections {
+            global.remove(&format!("{SECTIONS_KEY}{}", s.path));
+        }
+        for (si, s) in site.sections.iter().enumerate() {
+            global.insert_value(
+                format!("{SECTIONS_KEY}{}", s.path),
+                shared.section_lookup(site, si),
+            );
+        }
+        global.insert_value("config", shared.config.clone());
+        global.insert_value("data", shared.data.clone());
+        global.insert_value("sections", shared.top_sections.clone());
+        global.insert("build", &json!({ "dev": opts.dev }));
+        Previous(std::mem::replace(&mut self.shared, shared))
+    }
+
+    /// What templates see as page `pi` in listings and in its own context.
+    pub fn page_value(&self, pi: usize) -> &Value {
+        &self.shared.page_summaries[pi]
+    }
+
+    /// What templates see as `section` for section `si` (without its pages).
+    pub fn section_value(&self, si: usize) -> &Value {
+        &self.shared.section_values[si]
+    }
+
+    /// What templates see as `taxonomy` for taxonomy `ti`.
+    pub fn taxonomy_value(&self, ti: usize) -> &Value {
+        &self.shared.taxonomy_values[ti]
+    }
+
     /// Renders `jobs` in parallel, in their order.
     pub fn render(&self, site: &Site, jobs: &[Job]) -> Vec<JobOutput> {
         jobs.par_iter()
@@ -265,6 +343,26 @@ pub fn check_templates(site: &Site, templates: &Templates) -> Vec<Diagnostic> {
     errors
 }
 
+/// The values a renderer had before [`Renderer::rebuild`].
+pub struct Previous(Shared);
+
+impl Previous {
+    /// As [`Renderer::page_value`].
+    pub fn page_value(&self, pi: usize) -> &Value {
+        &self.0.page_summaries[pi]
+    }
+
+    /// As [`Renderer::section_value`].
+    pub fn section_value(&self, si: usize) -> &Value {
+        &self.0.section_values[si]
+    }
+
+    /// As [`Renderer::taxonomy_value`].
+    pub fn taxonomy_value(&self, ti: usize) -> &Value {
+        &self.0.taxonomy_values[ti]
+    }
+}
+
 /// Values built once and shared by every render.
 struct Shared {
     config: Value,
@@ -297,7 +395,23 @@ struct PageSummary<'a> {
 }
 
 impl Shared {
-    fn new(site: &Site, _opts: RenderOptions) -> Shared {
+    fn new(site: &Site, opts: RenderOptions) -> Shared {
+        let page_summaries: Vec<Value> = site
+            .pages
+            .par_iter()
+            .map(|p| page_summary(site, p))
+            .collect();
+        let listed = page_summaries.par_iter().map(listed_form).collect();
+        Shared::with_pages(site, opts, page_summaries, listed)
+    }
+
+    /// The shared values around pages' values already made.
+    fn with_pages(
+        site: &Site,
+        _opts: RenderOptions,
+        page_summaries: Vec<Value>,
+        listed: Vec<Value>,
+    ) -> Shared {
         let data: serde_json::Map<String, serde_json::Value> = site
             .data
             .iter()
@@ -312,11 +426,6 @@ impl Shared {
                     ),
                 )
             })
-            .collect();
-        let page_summaries: Vec<Value> = site
-            .pages
-            .par_iter()
-            .map(|p| page_summary(site, p))
             .collect();
         let section_values = (0..site.sections.len())
             .map(|si| {
@@ -376,7 +485,7 @@ impl Shared {
             config: Value::from_serializable(&site.config),
             data: Value::from_serializable(&data),
             top_sections,
-            listed: page_summaries.par_iter().map(listed_form).collect(),
+            listed,
             page_summaries,
             section_values,
             taxonomy_values,

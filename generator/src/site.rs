@@ -26,7 +26,7 @@ pub struct Link {
 }
 
 /// A taxonomy term as pages refer to it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TermRef {
     /// Display name.
     pub name: String,

@@ -53,13 +53,29 @@ struct Fixture {
     fresh: PathBuf,
     opts: BuildOptions,
     session: Session,
+    /// Pages the first build rendered.
+    total: usize,
 }
 
 impl Fixture {
     fn new(name: &str) -> Fixture {
+        Fixture::with(Some(name), &[])
+    }
+
+    /// The example `name` (or an empty folder) with more files (path, text) written
+    /// into it first.
+    fn with(name: Option<&str>, more: &[(String, String)]) -> Fixture {
         let tmp = tempfile::tempdir().expect("tmp");
         let site = tmp.path().join("site");
-        copy_dir(&example(name), &site);
+        std::fs::create_dir_all(&site).expect("mkdir");
+        if let Some(name) = name {
+            copy_dir(&example(name), &site);
+        }
+        for (rel, text) in more {
+            let p = site.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
         let opts = BuildOptions {
             site_dir: site.clone(),
             output: Some(tmp.path().join("dev-out")),
@@ -76,6 +92,7 @@ impl Fixture {
             fresh,
             opts,
             session,
+            total: first.rendered,
         };
         f.assert_same_as_full_build("first build");
         f
@@ -237,7 +254,7 @@ fn blog_edits_match_a_full_build() {
         "+++\ntitle = \"A new post\"\ndate = 2025-12-30\n[taxonomies]\ntags = [\"ipv6\", \"brand-new-tag\"]\n+++\n\nFresh words.\n",
     );
     ok(&u, "new page");
-    assert!(matches!(u.mode, Mode::Rerender(_)), "{:?}", u.mode);
+    assert_eq!(u.mode, Mode::Incremental, "new page");
     assert!(changed(&u).contains(&"blog/a-new-post/index.html"));
     assert!(changed(&u).contains(&"tags/brand-new-tag/index.html"));
     f.assert_same_as_full_build("new page");
@@ -381,4 +398,161 @@ fn data_edits_match_a_full_build() {
         u.rendered
     );
     f.assert_same_as_full_build("data edit");
+}
+
+/// A generated post: its file and text.
+fn post(n: usize, date: &str, tags: &[&str]) -> (String, String) {
+    let tags: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
+    (
+        format!("content/blog/generated-{n:03}.md"),
+        format!(
+            "+++\ntitle = \"Generated post {n}\"\ndescription = \"Post number {n}.\"\ndate = {date}\n[taxonomies]\ntags = [{}]\ncategories = [\"{}\"]\n+++\n\nThe text of post {n}.\n",
+            tags.join(", "),
+            ["Notes", "Essays", "Links", "Talks"][n % 4],
+        ),
+    )
+}
+
+/// Edits that move pages (new, removed, re-dated, renamed, re-tagged, drafted) change
+/// the site's shape; they re-render the pages that show the moved page, not the whole
+/// site, and the output still matches a full build byte for byte.
+#[test]
+fn structural_edits_are_scoped_and_match_a_full_build() {
+    // A site of 160 posts (5 per listing page), tagged, plus a subsection and a page.
+    let tags = ["alpha", "beta", "gamma", "delta", "epsilon"];
+    let mut files: Vec<(String, String)> = (0..160)
+        .map(|n| {
+            let date = format!("20{}-{:02}-{:02}", 20 + n % 4, n % 12 + 1, n % 28 + 1);
+            post(n, &date, &[tags[n % 5], tags[(n / 5) % 5]])
+        })
+        .collect();
+    let file = |p: &str, t: &str| (p.to_string(), t.to_string());
+    files.extend([
+        file(
+            "site.toml",
+            "base_url = \"https://moves.example.com\"\ntitle = \"Moves\"\ndescription = \"Pages that move.\"\nlanguage = \"en\"\npaginate_by = 5\ntaxonomies = [\"tags\", \"categories\"]\n",
+        ),
+        file("content/_index.md", "+++\ntitle = \"Home\"\n+++\n"),
+        file("content/about.md", "+++\ntitle = \"About\"\n+++\n\nAbout this site.\n"),
+        file(
+            "content/blog/_index.md",
+            "+++\ntitle = \"Blog\"\nsort_by = \"date\"\n+++\n",
+        ),
+        file(
+            "content/blog/guides/_index.md",
+            "+++\ntitle = \"Guides\"\nsort_by = \"weight\"\n+++\n",
+        ),
+        file(
+            "content/blog/guides/one.md",
+            "+++\ntitle = \"Guide one\"\nweight = 1\ndate = 2022-05-05\n+++\n\nFirst.\n",
+        ),
+        file(
+            "content/blog/guides/two.md",
+            "+++\ntitle = \"Guide two\"\nweight = 2\ndate = 2022-06-06\n+++\n\nSecond.\n",
+        ),
+    ]);
+    let mut f = Fixture::with(None, &files);
+    assert!(f.total > 250, "the test site renders {} pages", f.total);
+    // An edit that fell back to rendering everything would render f.total pages.
+    let small = |f: &Fixture, u: &Update, step: &str, at_most: usize| {
+        ok(u, step);
+        assert_eq!(u.mode, Mode::Incremental, "{step}");
+        assert!(
+            u.rendered > 0 && u.rendered <= at_most && u.rendered * 3 < f.total,
+            "{step}: rendered {} of {} pages (at most {at_most} expected)",
+            u.rendered,
+            f.total
+        );
+    };
+    let out = |f: &Fixture, p: &str| f.session.output().join(p);
+
+    // A new page, dated among the others, with a term no other page has: its page,
+    // the term's page (new), the listings it enters and shifts.
+    let (_, text) = post(500, "2023-06-15", &["alpha", "brand-new-term"]);
+    let new_post = "content/blog/new-post.md";
+    let u = f.write(new_post, &text);
+    small(&f, &u, "new page", 70);
+    assert!(changed(&u).contains(&"blog/new-post/index.html"));
+    assert!(changed(&u).contains(&"tags/brand-new-term/index.html"));
+    assert!(changed(&u).contains(&"sitemap.xml"), "{:?}", changed(&u));
+    f.assert_same_as_full_build("new page");
+
+    // Its date: it moves in its listings (and their later pages shift).
+    let u = f.edit(new_post, "date = 2023-06-15", "date = 2021-01-03");
+    small(&f, &u, "date", 60);
+    f.assert_same_as_full_build("date");
+    let u = f.edit(new_post, "date = 2021-01-03", "date = 2026-01-01");
+    small(&f, &u, "date to the newest", 70);
+    f.assert_same_as_full_build("date to the newest");
+
+    // Its URL: the old one is gone.
+    let u = f.edit(
+        new_post,
+        "+++\ntitle",
+        "+++\nslug = \"renamed-post\"\ntitle",
+    );
+    small(&f, &u, "slug", 15);
+    assert!(
+        u.changed
+            .iter()
+            .any(|(p, b)| p == "blog/new-post/index.html" && b.is_none()),
+        "{:?}",
+        changed(&u)
+    );
+    assert!(!out(&f, "blog/new-post").exists());
+    assert!(out(&f, "blog/renamed-post/index.html").is_file());
+    f.assert_same_as_full_build("slug");
+
+    // Its terms: one added (its page made), one dropped (its page gone).
+    let u = f.edit(new_post, "\"brand-new-term\"", "\"beta\", \"another-term\"");
+    small(&f, &u, "terms", 30);
+    assert!(out(&f, "tags/another-term/index.html").is_file());
+    assert!(!out(&f, "tags/brand-new-term").exists());
+    f.assert_same_as_full_build("terms");
+
+    // Its title, in a section sorted by date: the listings showing it.
+    let u = f.edit(new_post, "Generated post 500", "A renamed post");
+    small(&f, &u, "title", 50);
+    f.assert_same_as_full_build("title");
+
+    // A draft leaves the site (builds here do not show drafts), and comes back.
+    let u = f.edit(new_post, "+++\nslug", "+++\ndraft = true\nslug");
+    small(&f, &u, "draft", 80);
+    assert!(!out(&f, "blog/renamed-post").exists());
+    assert!(!out(&f, "tags/another-term").exists());
+    f.assert_same_as_full_build("draft");
+    let u = f.edit(new_post, "draft = true\n", "");
+    small(&f, &u, "draft undone", 80);
+    assert!(out(&f, "blog/renamed-post/index.html").is_file());
+    f.assert_same_as_full_build("draft undone");
+
+    // Another post moves to the oldest place; a guide changes places by weight.
+    let u = f.edit(
+        "content/blog/generated-007.md",
+        "date = 2023-08-08",
+        "date = 2019-02-22",
+    );
+    small(&f, &u, "old post's date", 70);
+    f.assert_same_as_full_build("old post's date");
+    let u = f.edit("content/blog/guides/one.md", "weight = 1", "weight = 3");
+    small(&f, &u, "weight", 10);
+    f.assert_same_as_full_build("weight");
+
+    // Removed pages: the new one, then a generated one.
+    let u = f.remove(new_post);
+    small(&f, &u, "removed page", 80);
+    assert!(!out(&f, "blog/renamed-post").exists());
+    f.assert_same_as_full_build("removed page");
+    let u = f.remove("content/blog/generated-042.md");
+    small(&f, &u, "removed generated page", 70);
+    f.assert_same_as_full_build("removed generated page");
+
+    // Two structural edits in one batch.
+    let (p1, t1) = post(600, "2024-03-03", &["gamma"]);
+    let (p2, t2) = post(601, "2022-03-03", &["zeta"]);
+    std::fs::write(f.site.join(&p1), t1).expect("write");
+    std::fs::write(f.site.join(&p2), t2).expect("write");
+    let u = f.session.update(&[PathBuf::from(&p1), PathBuf::from(&p2)]);
+    small(&f, &u, "two new pages", 90);
+    f.assert_same_as_full_build("two new pages");
 }

@@ -225,6 +225,9 @@ fn render_body(
             .collect::<Vec<_>>()
     })?;
     let mut rendered = markdown::render(&extracted.markdown, md.highlight);
+    rendered.shortcodes = extracted.calls.iter().map(|c| c.name.clone()).collect();
+    rendered.shortcodes.sort();
+    rendered.shortcodes.dedup();
     let mut sanitized = 0;
     if md.sanitize && rendered.raw_html {
         let (html, removed) = crate::sanitize::clean(&rendered.html);

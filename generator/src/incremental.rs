@@ -343,7 +343,9 @@ impl Session {
         let errors = &mut self.errors;
         let mut dirty: BTreeSet<Job> = std::mem::take(&mut st.failed);
         let mut rerender: Option<String> = None;
-        let mut reread_all_docs = false;
+        // Shortcodes whose template (or a template it includes) changed: the documents
+        // calling them are read again.
+        let mut changed_shortcodes: BTreeSet<String> = BTreeSet::new();
         let mut feeds: HashSet<String> = HashSet::new();
         // Output paths of jobs that a structural edit removed.
         let mut gone: Vec<String> = Vec::new();
@@ -366,9 +368,18 @@ impl Session {
                         .into_iter()
                         .filter(|n| st.templates.source(n) != templates.source(n))
                         .collect();
-                    if changed.iter().any(|n| n.starts_with("shortcodes/")) {
-                        reread_all_docs = true;
-                    }
+                    let shortcode_name = |n: &str| {
+                        n.strip_prefix("shortcodes/")
+                            .and_then(|n| n.strip_suffix(".html"))
+                            .map(str::to_string)
+                    };
+                    changed_shortcodes.extend(changed.iter().filter_map(|n| shortcode_name(n)));
+                    changed_shortcodes.extend(new_closure.iter().filter_map(|(n, uses)| {
+                        uses.iter()
+                            .any(|t| changed.contains(t))
+                            .then(|| shortcode_name(n))
+                            .flatten()
+                    }));
                     st.theme = theme;
                     st.templates = templates;
                     st.closure = new_closure;
@@ -387,18 +398,33 @@ impl Session {
 
         // Documents.
         let mut doc_changes: Vec<(PathBuf, Option<Document>)> = Vec::new();
-        let doc_paths: Vec<&PathBuf> = if reread_all_docs {
-            rerender.get_or_insert_with(|| "a shortcode template changed".into());
-            scopable = false;
-            st.docs.keys().collect()
-        } else {
-            kinds
-                .iter()
-                .filter(|(_, k)| **k == Kind::Document)
-                .map(|(p, _)| p)
-                .collect()
-        };
-        let doc_paths: Vec<PathBuf> = doc_paths.into_iter().cloned().collect();
+        let mut doc_paths: BTreeSet<PathBuf> = kinds
+            .iter()
+            .filter(|(_, k)| **k == Kind::Document)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if !changed_shortcodes.is_empty() {
+            // The documents that call a changed shortcode, and those that failed (one
+            // may call a shortcode that now exists).
+            doc_paths.extend(
+                st.docs
+                    .iter()
+                    .filter(|(_, d)| {
+                        d.rendered
+                            .shortcodes
+                            .iter()
+                            .any(|n| changed_shortcodes.contains(n))
+                    })
+                    .map(|(p, _)| p.clone()),
+            );
+            doc_paths.extend(
+                errors
+                    .keys()
+                    .filter_map(|k| k.strip_prefix("file:"))
+                    .map(PathBuf::from),
+            );
+        }
+        let doc_paths: Vec<PathBuf> = doc_paths.into_iter().collect();
         {
             use rayon::prelude::*;
             let read: Vec<Reread> = doc_paths
@@ -614,11 +640,10 @@ impl Session {
             }
         } else {
             // Pages whose shape did not change: swap the document in, re-render the
-            // page and what shows it.
-            for (file, kind) in kinds {
-                if *kind != Kind::Document
-                    || errors.contains_key(&format!("file:{}", file.display()))
-                {
+            // page and what shows it (the edited documents, and those calling a changed
+            // shortcode).
+            for file in &edited {
+                if errors.contains_key(&format!("file:{}", file.display())) {
                     continue;
                 }
                 let Some(&pi) = st.by_file.get(file) else {

@@ -36,6 +36,10 @@ pub struct Rendered {
     pub word_count: usize,
     /// The Markdown held raw HTML (which may need sanitizing).
     pub raw_html: bool,
+    /// Names of the shortcodes the document calls, sorted (set by the caller that
+    /// expands them), so that `qpage dev` re-reads only these documents when a
+    /// shortcode's template changes.
+    pub shortcodes: Vec<String>,
 }
 
 const MORE_MARK: &str = "<!--qpage-more-->";
@@ -158,6 +162,7 @@ pub fn render(markdown: &str, highlight: bool) -> Rendered {
         toc,
         word_count,
         raw_html,
+        shortcodes: Vec::new(),
     }
 }
 

@@ -556,3 +556,70 @@ fn structural_edits_are_scoped_and_match_a_full_build() {
     small(&f, &u, "two new pages", 90);
     f.assert_same_as_full_build("two new pages");
 }
+
+/// A shortcode's template edit re-reads only the documents that call it (and those
+/// that failed, which may call a shortcode that now exists), not every document.
+#[test]
+fn a_shortcode_edit_rereads_only_the_documents_calling_it() {
+    let mut f = Fixture::new("blog");
+    let theme_note = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../themes/default/templates/shortcodes/note.html"),
+    )
+    .expect("the theme's note shortcode");
+    assert!(theme_note.contains("note-title"));
+
+    // The site overrides the theme's `note` shortcode with a changed one.
+    let u = f.write(
+        "templates/shortcodes/note.html",
+        &theme_note.replace("note-title", "note-heading"),
+    );
+    ok(&u, "shortcode edit");
+    assert_eq!(u.mode, Mode::Incremental, "shortcode edit");
+    // Four posts call `note`; they and the listings, term pages and feeds showing them
+    // are made again (26 of 61 pages when written), not every page.
+    assert!(
+        u.rendered > 0 && u.rendered * 3 < f.total * 2,
+        "shortcode edit: rendered {} of {} pages",
+        u.rendered,
+        f.total
+    );
+    let pages: Vec<&str> = changed(&u)
+        .into_iter()
+        .filter(|p| p.ends_with(".html"))
+        .collect();
+    assert!(!pages.is_empty(), "no page changed");
+    let with_note = pages
+        .iter()
+        .filter(|p| {
+            std::fs::read_to_string(f.session.output().join(p))
+                .is_ok_and(|t| t.contains("note-heading"))
+        })
+        .count();
+    assert!(
+        with_note > 0,
+        "no changed page shows the new shortcode: {pages:?}"
+    );
+    f.assert_same_as_full_build("shortcode edit");
+
+    // A page calling a shortcode that does not exist yet is an error; adding the
+    // shortcode's template clears it and renders the page.
+    let u = f.write(
+        "content/blog/a-badge.md",
+        "+++\ntitle = \"A badge\"\ndate = 2025-01-01\n+++\n\nNew: {{ badge(text=\"fresh\") }}\n",
+    );
+    assert!(
+        u.errors.iter().any(|d| d.to_string().contains("badge")),
+        "an unknown shortcode is reported: {:?}",
+        u.errors
+    );
+    let u = f.write(
+        "templates/shortcodes/badge.html",
+        "<span class=\"badge\">{{ text }}</span>",
+    );
+    ok(&u, "shortcode added");
+    let page = std::fs::read_to_string(f.session.output().join("blog/a-badge/index.html"))
+        .expect("the page is rendered once its shortcode exists");
+    assert!(page.contains("<span class=badge>fresh</span>"), "{page}");
+    f.assert_same_as_full_build("shortcode added");
+}

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::error::{Diagnostic, line_col};
 
 /// The header of a page or section file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FrontMatter {
     pub title: Option<String>,
@@ -50,7 +50,7 @@ pub enum SortBy {
 }
 
 /// A date as TOML writes it natively or as a string.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum DateValue {
     Toml(toml::value::Datetime),

@@ -456,8 +456,19 @@ impl Session {
         }
         let edited: HashSet<PathBuf> = doc_changes.iter().map(|(f, _)| f.clone()).collect();
         for (file, doc) in &doc_changes {
-            if st.docs.get(file).is_some_and(|d| d.is_section)
-                || doc.as_ref().is_some_and(|d| d.is_section)
+            // A section's `_index.md` whose header is unchanged (only its text) changes
+            // the section's value alone, which the scoped path compares; any other
+            // change to a section (new, removed, its title, sorting, pagination or
+            // templates) reaches all its pages.
+            let section_text_only = match (st.docs.get(file), doc) {
+                (Some(old), Some(new)) => {
+                    old.is_section && new.is_section && old.front == new.front
+                }
+                _ => false,
+            };
+            if !section_text_only
+                && (st.docs.get(file).is_some_and(|d| d.is_section)
+                    || doc.as_ref().is_some_and(|d| d.is_section))
             {
                 scopable = false;
             }

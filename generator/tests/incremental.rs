@@ -623,3 +623,47 @@ fn a_shortcode_edit_rereads_only_the_documents_calling_it() {
     assert!(page.contains("<span class=badge>fresh</span>"), "{page}");
     f.assert_same_as_full_build("shortcode added");
 }
+
+/// A section's `_index.md` edited in its text only re-renders that section's listing
+/// pages (and pages that look the section up); a change to its header still
+/// re-renders everything it can reach.
+#[test]
+fn a_section_text_edit_rerenders_its_listing_pages() {
+    let mut f = Fixture::new("blog");
+    let index = "content/blog/_index.md";
+    let u = f.edit(
+        index,
+        "Every article, newest first.",
+        "Every article we wrote, newest first.",
+    );
+    ok(&u, "section text");
+    assert_eq!(u.mode, Mode::Incremental, "section text");
+    assert!(
+        u.rendered > 0 && u.rendered * 4 < f.total,
+        "section text: rendered {} of {} pages",
+        u.rendered,
+        f.total
+    );
+    assert!(
+        changed(&u).contains(&"blog/index.html"),
+        "{:?}",
+        changed(&u)
+    );
+    let listing =
+        std::fs::read_to_string(f.session.output().join("blog/index.html")).expect("read");
+    assert!(
+        listing.contains("Every article we wrote"),
+        "the listing shows the new text"
+    );
+    f.assert_same_as_full_build("section text");
+
+    // Its title reaches every page of the section (breadcrumbs): all are rendered.
+    let u = f.edit(index, "title = \"Blog\"", "title = \"Articles\"");
+    ok(&u, "section title");
+    assert!(
+        matches!(u.mode, Mode::Rerender(_) | Mode::Full(_)),
+        "section title: {:?}",
+        u.mode
+    );
+    f.assert_same_as_full_build("section title");
+}

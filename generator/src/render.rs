@@ -132,16 +132,7 @@ impl Renderer {
                     shared.page_summaries[pi].clone(),
                 );
             }
-            for (si, s) in site.sections.iter().enumerate() {
-                global.insert_value(
-                    format!("{SECTIONS_KEY}{}", s.path),
-                    shared.section_lookup(site, si),
-                );
-            }
-            global.insert_value("config", shared.config.clone());
-            global.insert_value("data", shared.data.clone());
-            global.insert_value("sections", shared.top_sections.clone());
-            global.insert("build", &json!({ "dev": opts.dev }));
+            shared.insert_site_values(site, global, opts);
         }
         Renderer { shared, tera }
     }
@@ -212,16 +203,7 @@ impl Renderer {
         for s in &old.sections {
             global.remove(&format!("{SECTIONS_KEY}{}", s.path));
         }
-        for (si, s) in site.sections.iter().enumerate() {
-            global.insert_value(
-                format!("{SECTIONS_KEY}{}", s.path),
-                shared.section_lookup(site, si),
-            );
-        }
-        global.insert_value("config", shared.config.clone());
-        global.insert_value("data", shared.data.clone());
-        global.insert_value("sections", shared.top_sections.clone());
-        global.insert("build", &json!({ "dev": opts.dev }));
+        shared.insert_site_values(site, global, opts);
         Previous(std::mem::replace(&mut self.shared, shared))
     }
 
@@ -494,6 +476,21 @@ impl Shared {
 
     /// The maps behind `get_page` and `get_section`: path -> value.
     /// What `get_section` returns for section `si`: its value with its pages.
+    /// Puts the site-wide values into the templates' global context: each section's
+    /// `get_section` value, `config`, `data`, `sections` and `build`.
+    fn insert_site_values(&self, site: &Site, global: &mut tera::Context, opts: RenderOptions) {
+        for (si, s) in site.sections.iter().enumerate() {
+            global.insert_value(
+                format!("{SECTIONS_KEY}{}", s.path),
+                self.section_lookup(site, si),
+            );
+        }
+        global.insert_value("config", self.config.clone());
+        global.insert_value("data", self.data.clone());
+        global.insert_value("sections", self.top_sections.clone());
+        global.insert("build", &json!({ "dev": opts.dev }));
+    }
+
     fn section_lookup(&self, site: &Site, si: usize) -> Value {
         let mut v: serde_json::Value =
             serde_json::to_value(&self.section_values[si]).unwrap_or_default();

@@ -53,3 +53,42 @@ print(doc[s:doc.index("```", s)].strip().rstrip(";"))
 PY
   curl -sf "http://127.0.0.1:$CH_PORT/" --data-binary @"$WORK/ddl.sql"
 }
+
+# nginx_static_conf FILE SITE PORT MASTER [SERVER_LINES]: writes the tuned nginx of the
+# edge benchmarks to FILE (one worker, sendfile, tcp_nopush, open_file_cache,
+# gzip_static + brotli_static, access_log off), serving SITE on 127.0.0.1:PORT, with its
+# pid, error log and temp files beside FILE. MASTER "off" runs it as one process (under
+# valgrind); SERVER_LINES go inside the server block (e.g. add_header lines).
+nginx_static_conf() {
+  local file=$1 site=$2 port=$3 master=$4 extra=${5:-}
+  local dir
+  dir=$(dirname "$file")
+  cat >"$file" <<NGINX
+user root;
+worker_processes 1;
+master_process $master;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log error;
+load_module /usr/lib/nginx/modules/ngx_http_brotli_static_module.so;
+events { worker_connections 4096; }
+http {
+  include /etc/nginx/mime.types;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_requests 10000000;
+  open_file_cache max=10000 inactive=60s;
+  open_file_cache_valid 60s;
+  gzip_static on;
+  brotli_static on;
+  client_body_temp_path $dir/nginx-tmp;
+  server {
+    listen 127.0.0.1:$port;
+    root $site;
+$extra
+  }
+}
+NGINX
+}

@@ -41,25 +41,7 @@ python3 "$HERE/gen_files.py" "$SITE" >/dev/null
 peer_sidecars "$WORK/data" "$SITE"
 printf 'listen = "127.0.0.1:%s"\nadmin = "127.0.0.1:%s"\ndata_dir = "%s"\nworkers = 1\n[limits]\nmax_connections_per_ip = 100000\n[events]\nenabled = false\n' \
   "$PORT" "$ADMIN" "$WORK/data" >"$WORK/edge.toml"
-cat >"$WORK/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-master_process off;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log error;
-load_module /usr/lib/nginx/modules/ngx_http_brotli_static_module.so;
-events { worker_connections 4096; }
-http {
-  include /etc/nginx/mime.types;
-  access_log off; sendfile on; tcp_nopush on; tcp_nodelay on;
-  keepalive_requests 10000000;
-  open_file_cache max=10000 inactive=60s; open_file_cache_valid 60s;
-  gzip_static on; brotli_static on;
-  client_body_temp_path $WORK/nginx-tmp;
-  server { listen 127.0.0.1:$NGINX_PORT; root $SITE; }
-}
-NGINX
+nginx_static_conf "$WORK/nginx.conf" "$SITE" "$NGINX_PORT" off
 
 echo -e "server\tfile\tencoding\trequests\tinstructions\tinstructions_per_request" >"$OUT/results.tsv"
 for file in "${FILES[@]}"; do

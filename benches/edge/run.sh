@@ -99,33 +99,7 @@ if [[ "${PEER_HEADERS:-1}" != 0 ]]; then
   NGINX_HEADERS+="    gzip_vary on;"
 fi
 
-cat > "$WORK/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log error;
-load_module /usr/lib/nginx/modules/ngx_http_brotli_static_module.so;
-events { worker_connections 4096; }
-http {
-  include /etc/nginx/mime.types;
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  tcp_nodelay on;
-  keepalive_requests 10000000;
-  open_file_cache max=10000 inactive=60s;
-  open_file_cache_valid 60s;
-  gzip_static on;
-  brotli_static on;
-  client_body_temp_path $WORK/nginx-tmp;
-  server {
-    listen 127.0.0.1:18081;
-    root $SITE;
-$NGINX_HEADERS
-  }
-}
-NGINX
+nginx_static_conf "$WORK/nginx.conf" "$SITE" 18081 on "$NGINX_HEADERS"
 
 cat > "$WORK/Caddyfile" <<CADDY
 {

@@ -893,16 +893,21 @@ fn documented_ddl() -> String {
     doc[start..end].trim().trim_end_matches(';').to_string()
 }
 
+/// ClickHouse on free loopback ports in `dir`, with the events table of docs/events.md.
+async fn clickhouse_with_events_table(dir: &Path) -> ClickHouse {
+    let ch = ClickHouse::start(dir, free_port(), free_port(), free_port()).await;
+    let (st, body) = ch.query(&documented_ddl()).await.unwrap();
+    assert_eq!(st, 200, "documented DDL: {body}");
+    ch
+}
+
 #[tokio::test]
 async fn clickhouse_gets_every_event_across_an_outage() {
     let f = fixture();
     let tmp = tempfile::tempdir().unwrap();
-    let (port, tcp, inter) = (free_port(), free_port(), free_port());
-    let ch = ClickHouse::start(tmp.path(), port, tcp, inter).await;
-    let (st, body) = ch.query(&documented_ddl()).await.unwrap();
-    assert_eq!(st, 200, "documented DDL: {body}");
+    let ch = clickhouse_with_events_table(tmp.path()).await;
     let mut cfg = events_config(&f.data);
-    cfg.events.clickhouse.url = format!("http://127.0.0.1:{port}");
+    cfg.events.clickhouse.url = format!("http://127.0.0.1:{}", ch.port);
     cfg.events.memory_max_bytes = 4096;
     let s = start(cfg).await;
     let mut conn = Conn::open(s.addr).await;
@@ -963,12 +968,9 @@ async fn clickhouse_gets_every_event_across_an_outage() {
 async fn clickhouse_gets_batches_gathered_into_fewer_inserts() {
     let f = fixture();
     let tmp = tempfile::tempdir().unwrap();
-    let (port, tcp, inter) = (free_port(), free_port(), free_port());
-    let ch = ClickHouse::start(tmp.path(), port, tcp, inter).await;
-    let (st, body) = ch.query(&documented_ddl()).await.unwrap();
-    assert_eq!(st, 200, "documented DDL: {body}");
+    let ch = clickhouse_with_events_table(tmp.path()).await;
     let mut cfg = events_config(&f.data);
-    cfg.events.clickhouse.url = format!("http://127.0.0.1:{port}");
+    cfg.events.clickhouse.url = format!("http://127.0.0.1:{}", ch.port);
     cfg.events.flush_interval_ms = 5;
     let s = start(cfg).await;
     let mut conn = Conn::open(s.addr).await;

@@ -711,7 +711,7 @@ impl Store {
     /// Deletes a site: its directory is renamed into `data/tmp/` (one atomic step that
     /// takes it out of routing) and then removed. Its blobs go at the next GC.
     pub fn delete_site(&self, site: &str) -> Result<()> {
-        self.site_config(site)?;
+        let cfg = self.site_config(site)?;
         let tmp = self.tmp_dir();
         std::fs::create_dir_all(&tmp).map_err(|e| EdgeError::io(&tmp, e))?;
         let dest = tmp.join(format!(
@@ -723,6 +723,7 @@ impl Store {
         ));
         let dir = self.site_dir(site);
         std::fs::rename(&dir, &dest).map_err(|e| EdgeError::io(&dir, e))?;
+        self.release_hosts(site, &cfg);
         let _ = std::fs::remove_dir_all(&dest);
         self.bump_epoch()
     }

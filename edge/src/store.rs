@@ -226,31 +226,45 @@ impl Store {
         for h in cfg.hosts.iter_mut().chain(cfg.aliases.iter_mut()) {
             *h = normalize_host_config(h)?;
         }
-        let mine: Vec<&String> = cfg.hosts.iter().chain(cfg.aliases.iter()).collect();
-        for other in self.list_sites()? {
-            if other == site {
-                continue;
-            }
-            let Ok(oc) = self.site_config(&other) else {
-                continue;
-            };
-            if let Some(h) = oc
-                .hosts
-                .iter()
-                .chain(oc.aliases.iter())
-                .find(|h| mine.contains(h))
-            {
-                return Err(EdgeError::HostTaken {
-                    host: h.clone(),
-                    site: other,
-                });
+        let before = self.site_config(site).ok();
+        let claims = HostClaims::open(self)?;
+        let mut taken = Vec::new();
+        for host in cfg.hosts.iter().chain(cfg.aliases.iter()) {
+            match claims.claim(self, host, site) {
+                Ok(new) => {
+                    if new {
+                        taken.push(host.clone());
+                    }
+                }
+                Err(e) => {
+                    for h in &taken {
+                        claims.release(h, site);
+                    }
+                    return Err(e);
+                }
             }
         }
         let dir = self.site_dir(site);
         std::fs::create_dir_all(dir.join("deploys")).map_err(|e| EdgeError::io(&dir, e))?;
         let text = toml::to_string(&cfg).map_err(|e| EdgeError::Config(e.to_string()))?;
         write_atomic(&dir.join("site.toml"), text.as_bytes())?;
+        if let Some(old) = before {
+            for h in old.hosts.iter().chain(old.aliases.iter()) {
+                if !cfg.hosts.contains(h) && !cfg.aliases.contains(h) {
+                    claims.release(h, site);
+                }
+            }
+        }
         self.bump_epoch()
+    }
+
+    /// Gives up the host claims of `site` (which is being deleted).
+    pub(crate) fn release_hosts(&self, site: &str, cfg: &SiteConfig) {
+        if let Ok(claims) = HostClaims::open(self) {
+            for h in cfg.hosts.iter().chain(cfg.aliases.iter()) {
+                claims.release(h, site);
+            }
+        }
     }
 
     /// Names of all sites in the store, sorted.
@@ -743,6 +757,126 @@ pub fn check_site_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(EdgeError::SiteName(name.into()))
+    }
+}
+
+/// The store's index of which site routes each host: `hosts/<host>` holds the name of
+/// the site that claimed it. A claim is made with an exclusive create, so two sites
+/// cannot take one host at once, and adding a site costs a file per host instead of a
+/// read of every other site's `site.toml`. A store written before the index existed
+/// gets it built once, from every site's `site.toml` (`hosts/.complete` marks it done).
+struct HostClaims {
+    dir: PathBuf,
+}
+
+impl HostClaims {
+    fn open(store: &Store) -> Result<HostClaims> {
+        let dir = store.root.join("hosts");
+        let claims = HostClaims { dir };
+        let done = claims.dir.join(".complete");
+        if !done.exists() {
+            std::fs::create_dir_all(&claims.dir).map_err(|e| EdgeError::io(&claims.dir, e))?;
+            for site in store.list_sites()? {
+                let Ok(cfg) = store.site_config(&site) else {
+                    continue;
+                };
+                for h in cfg.hosts.iter().chain(cfg.aliases.iter()) {
+                    // The first site to list a host keeps it, as routing does.
+                    let _ = claims.create(h, &site);
+                }
+            }
+            write_atomic(&done, b"")?;
+        }
+        Ok(claims)
+    }
+
+    fn path(&self, host: &str) -> Result<PathBuf> {
+        // Normalized hosts are dot-separated non-empty labels of [a-z0-9_-] or a
+        // bracketed IPv6 address: never empty, `.`, `..` or containing `/`.
+        if host.is_empty() || host.starts_with('.') || host.contains('/') {
+            return Err(EdgeError::Host(host.into()));
+        }
+        Ok(self.dir.join(host))
+    }
+
+    /// Creates the claim file; false when it exists already.
+    fn create(&self, host: &str, site: &str) -> Result<bool> {
+        let path = self.path(host)?;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(site.as_bytes())
+                    .map_err(|e| EdgeError::io(&path, e))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(EdgeError::io(&path, e)),
+        }
+    }
+
+    fn owner(&self, host: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.path(host).ok()?).ok()?;
+        Some(text.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    /// Claims `host` for `site`; true when the claim is new. A claim left by a site
+    /// that no longer lists the host (deleted, or changed under an older qpage) is
+    /// taken over.
+    fn claim(&self, store: &Store, host: &str, site: &str) -> Result<bool> {
+        for _ in 0..3 {
+            if self.create(host, site)? {
+                return Ok(true);
+            }
+            match self.owner(host) {
+                Some(owner) if owner == site => return Ok(false),
+                Some(owner)
+                    if store.site_config(&owner).is_ok_and(|c| {
+                        c.hosts.iter().chain(c.aliases.iter()).any(|h| h == host)
+                    }) =>
+                {
+                    return Err(EdgeError::HostTaken {
+                        host: host.into(),
+                        site: owner,
+                    });
+                }
+                // A claim made in the last seconds by a site whose `site.toml` is not
+                // written yet: that site is being created right now.
+                Some(owner) if store.site_config(&owner).is_err() && self.fresh(host) => {
+                    return Err(EdgeError::Conflict(format!(
+                        "host {host} is being claimed by site {owner} at this moment; try again"
+                    )));
+                }
+                // Stale (or half-written): remove it and claim again.
+                _ => {
+                    let _ = std::fs::remove_file(self.path(host)?);
+                }
+            }
+        }
+        Err(EdgeError::Conflict(format!(
+            "host {host} is being claimed by another site at the same time; try again"
+        )))
+    }
+
+    /// Whether the claim on `host` was written in the last 30 seconds.
+    fn fresh(&self, host: &str) -> bool {
+        self.path(host)
+            .ok()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < std::time::Duration::from_secs(30))
+    }
+
+    /// Removes `site`'s claim on `host` (a claim by another site is left alone).
+    fn release(&self, host: &str, site: &str) {
+        if self.owner(host).as_deref() == Some(site)
+            && let Ok(p) = self.path(host)
+        {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 

@@ -249,3 +249,69 @@ fn symlinks_in_dist_are_never_followed() {
     let e = store.import_dir("s", &dist).unwrap_err().to_string();
     assert!(e.contains("symlinks are not followed"), "{e}");
 }
+
+#[test]
+fn host_claims_follow_site_changes_and_deletions() {
+    let f = fixture();
+    let cfg = |hosts: &[&str]| SiteConfig {
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        aliases: vec![],
+        www: WwwPolicy::Apex,
+        https: Default::default(),
+    };
+    let taken_by = |r: Result<(), EdgeError>| match r {
+        Err(EdgeError::HostTaken { host, site }) => format!("{host} {site}"),
+        other => format!("{other:?}"),
+    };
+    // An alias is claimed like a host.
+    assert_eq!(
+        taken_by(f.store.put_site("gamma", &cfg(&["www.alpha.test"]))),
+        "www.alpha.test alpha"
+    );
+    // A refused site leaves none of its other hosts claimed.
+    assert_eq!(
+        taken_by(
+            f.store
+                .put_site("gamma", &cfg(&["fresh.test", "beta.test"]))
+        ),
+        "beta.test beta"
+    );
+    f.store.put_site("delta", &cfg(&["fresh.test"])).unwrap();
+    // A host a site drops is free for another one.
+    f.store.put_site("beta", &cfg(&["www.beta.test"])).unwrap();
+    f.store.put_site("gamma", &cfg(&["beta.test"])).unwrap();
+    assert_eq!(
+        taken_by(f.store.put_site("epsilon", &cfg(&["beta.test"]))),
+        "beta.test gamma"
+    );
+    // Deleting a site frees its hosts.
+    f.store.delete_site("gamma").unwrap();
+    f.store.put_site("epsilon", &cfg(&["beta.test"])).unwrap();
+
+    // A store written before the index (no `hosts/`) gets it from the sites' files.
+    std::fs::remove_dir_all(f.data.join("hosts")).unwrap();
+    assert_eq!(
+        taken_by(f.store.put_site("zeta", &cfg(&["alpha-alias.test"]))),
+        "alpha-alias.test alpha"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.data.join("hosts/fresh.test")).unwrap(),
+        "delta"
+    );
+
+    // A claim whose site does not exist: taken over when old, refused (try again)
+    // while it may be a site being created.
+    let ghost = f.data.join("hosts/ghost.test");
+    std::fs::write(&ghost, "ghost").unwrap();
+    let e = f.store.put_site("zeta", &cfg(&["ghost.test"])).unwrap_err();
+    assert!(matches!(e, EdgeError::Conflict(_)), "{e}");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&ghost)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    f.store.put_site("zeta", &cfg(&["ghost.test"])).unwrap();
+    assert_eq!(std::fs::read_to_string(&ghost).unwrap(), "zeta");
+}

@@ -13,7 +13,8 @@
 #        SERVERS="qpage nginx caddy sws" FILES="small.html medium.html image.jpg"
 #        ENCODINGS="identity br" SKIP_MANY=1 (skip the 10,000-site part)
 #        QPAGE_B=BINARY: a second qpage build measured beside the others as "qpage-b".
-#        PERF=1: perf-record the server's core during each measured run (wrk-*.perf.data).
+#        PERF=1: perf-record the server's core during each measured run (wrk-*.perf.data);
+#        PERF_CPU=1 records the load generator's core instead.
 #        EVENTS=1: keep qpage's access events on (off by default here, as nginx runs
 #        with access_log off).
 #        QPAGE=target/release/qpage SWS=static-web-server SKIP_BUILD=1 SKIP_INSTALL=1
@@ -189,7 +190,7 @@ run_wrk() { # name url enc log [extra wrk args...]
   local perf_pid=
   if [[ -n "${PERF:-}" ]]; then
     # Samples the server's core (kernel and user) while wrk measures: perf report -i FILE.
-    perf record -q -F 999 -g -C "$SERVER_CPU" -o "${log%.txt}.perf.data" -- sleep "$DURATION" 2>/dev/null &
+    perf record -q -F 999 -g -C "${PERF_CPU:-$SERVER_CPU}" -o "${log%.txt}.perf.data" -- sleep "$DURATION" 2>/dev/null &
     perf_pid=$!
   fi
   before=$(cpu_ticks "$SERVER_PID")

@@ -4,6 +4,9 @@
 -- addresses, so the events pipeline cannot live off "same as the last request".
 -- With EVENTS_DELAY_MS set, each connection waits that long after every answer: the
 -- offered rate is then about connections / delay, the same in every mode.
+-- With EVENTS_PIPELINE=N, each write carries N such requests (HTTP/1.1 pipelining):
+-- wrk then spends a fraction of its per-request time, so the edge's core, not the
+-- load generator's, sets the request rate.
 local agents = {
   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
   "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
@@ -20,7 +23,7 @@ local agents = {
 }
 local referers = { "https://www.google.com/", "https://duckduckgo.com/", "https://news.example.org/item?id=1", "" }
 local n = 0
-request = function()
+local function one()
   n = n + 1
   local i = (n * 7919) % 5000
   local headers = {
@@ -32,6 +35,14 @@ request = function()
   local r = referers[(n % #referers) + 1]
   if r ~= "" then headers["Referer"] = r end
   return wrk.format("GET", "/small.html", headers)
+end
+
+local depth = tonumber(os.getenv("EVENTS_PIPELINE") or "") or 1
+request = function()
+  if depth <= 1 then return one() end
+  local reqs = {}
+  for k = 1, depth do reqs[k] = one() end
+  return table.concat(reqs)
 end
 
 local pause = tonumber(os.getenv("EVENTS_DELAY_MS") or "")

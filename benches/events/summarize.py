@@ -34,8 +34,9 @@ def paired(mode, key):
 
 has_user = "user_us_per_req" in header
 has_parts = "events_us_per_req" in header
-print("| events | req/s median (min-max) | p99 ms | CPU us/req | user us/req | events thread us/req | sink process us/req | req/s vs off (per-round median, range) | CPU/req vs off (per-round median, range) | user/req vs off | requests | emitted = delivered | dropped |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+has_busy = "load_core_busy" in header
+print("| events | req/s median (min-max) | p99 ms | CPU us/req | user us/req | events thread us/req | sink process us/req | req/s vs off (per-round median, range) | CPU/req vs off (per-round median, range) | user/req vs off | requests | emitted = delivered | dropped | server core / load core busy % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for mode in ["off", "file", "nats", "clickhouse"]:
     rs = rows.get(mode)
     if not rs:
@@ -49,6 +50,8 @@ for mode in ["off", "file", "nats", "clickhouse"]:
     vs_user = "-" if mode == "off" or not has_user else paired(mode, "user_us_per_req")
     ev = med(rs, "events_us_per_req", "{:.2f}") if has_parts and mode != "off" else "-"
     sink = med(rs, "sink_us_per_req", "{:.2f}") if has_parts and mode in ("nats", "clickhouse") else "-"
+    busy = (f"{med(rs, 'server_core_busy', '{:.0f}')} / {med(rs, 'load_core_busy', '{:.0f}')}"
+            if has_busy else "-")
     print(f"| {mode} | {med(rs, 'rps', '{:.0f}')} | {med(rs, 'p99_ms', '{:.2f}')} | "
           f"{med(rs, 'cpu_us_per_req', '{:.2f}')} | {user} | {ev} | {sink} | {vs_rps} | {vs_cpu} | {vs_user} | {reqs} | "
-          f"{'yes' if ok else 'NO'} | {dropped} |")
+          f"{'yes' if ok else 'NO'} | {dropped} | {busy} |")

@@ -11,12 +11,15 @@ usage: prepare_camera.py EXTRACTED_DEB OUT_DIR [WIDTHS]   (WIDTHS default 480,96
                                its own width when below the largest): the reference
   OUT_DIR/jpeg-src/NAME-W.jpg  that reference re-encoded as the source was: the source's
                                own quantization tables and chroma subsampling
-                               (libjpeg-turbo through Pillow, optimized Huffman)
+                               (libjpeg-turbo through Pillow, optimized Huffman); at the
+                               source's own width (and orientation), the source file
+                               itself, which is what a site serves there
   OUT_DIR/sources.csv          name,width,height,subsampling,ijg_quality_estimate,camera
 """
 import csv
 import glob
 import os
+import shutil
 import sys
 
 from PIL import Image, ImageOps, JpegImagePlugin
@@ -68,5 +71,13 @@ with open(os.path.join(out, "sources.csv"), "w", newline="") as f:
             h = max(1, round(upright.height * w / upright.width))
             im = upright if w == upright.width else upright.resize((w, h), Image.LANCZOS)
             im.save(os.path.join(out, "ref", f"{name}-{w}.png"))
-            im.save(os.path.join(out, "jpeg-src", f"{name}-{w}.jpg"), qtables=tables,
-                    subsampling=sampling, optimize=True)
+            dest = os.path.join(out, "jpeg-src", f"{name}-{w}.jpg")
+            if w == src.width and exif.get(0x0112, 1) == 1:
+                # Served at its own size, the source is the reference's own encoding:
+                # its distance is 0, and no lossy encoder can match it (compare.py
+                # leaves such files out). Re-encoding the decoded JPEG with the same
+                # tables instead reproduces it almost exactly (JPEG is close to
+                # idempotent), a distance no photograph's quality explains.
+                shutil.copyfile(path, dest)
+            else:
+                im.save(dest, qtables=tables, subsampling=sampling, optimize=True)

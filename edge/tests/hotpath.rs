@@ -182,6 +182,41 @@ async fn pipelined_large_and_small_responses_stay_in_order() {
     s.stop().await;
 }
 
+/// Zero-copy bodies go out corked (head and body coalesced) and the writer uncorks after
+/// each one: a cork left on would hold every response's last partial segment for the
+/// kernel's 200 ms cork timeout. Ten sendfile-sized answers in a row on one connection
+/// must each arrive well before that.
+#[tokio::test]
+async fn sendfile_answers_are_uncorked_at_once() {
+    let f = fixture();
+    let files = add_files_site(&f.store);
+    let s = start(config(&f.data)).await;
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    let mut pending = Vec::new();
+    let mut quick = 0;
+    let mut took = Vec::new();
+    for path in ["/image.jpg", "/page.html"].iter().cycle().take(10) {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: files.test\r\n\r\n");
+        let t = Instant::now();
+        c.write_all(req.as_bytes()).await.unwrap();
+        let r = read_one(&mut c, &mut pending).await;
+        let dt = t.elapsed();
+        assert_eq!(r.status, 200);
+        let want = if *path == "/image.jpg" {
+            &files.image
+        } else {
+            &files.page
+        };
+        assert!(r.body == *want, "{path}: body differs");
+        if dt < Duration::from_millis(150) {
+            quick += 1;
+        }
+        took.push(dt);
+    }
+    assert!(quick >= 8, "answers held back: {took:?}");
+    s.stop().await;
+}
+
 /// Plain keep-alive GETs and HEADs take the lean HTTP/1.1 path; anything else on the
 /// same connection (HTTP/1.0, a request body) is handed to hyper with the bytes already
 /// read, and the connection goes on in order.

@@ -140,14 +140,9 @@ pub(crate) fn poll_write(
             Poll::Ready(Ok(())) => {}
         }
         let r = stream.try_io(Interest::WRITABLE, || {
-            // The head and the body go out corked, and the uncork pushes the last
-            // partial segment: the client then receives full segments with the head in
-            // the first. Against `MSG_MORE` on the head alone (which leaves the pushes to
-            // `sendfile`), corking cut wrk's CPU per 200 KiB response by 8-13% and raised
-            // the request rate 8-15% in two A/B runs (docs/benchmarks.md).
-            let _cork = Cork::new(sock);
             let mut sent = 0usize;
             if head_len > 0 {
+                // The head goes out with MSG_MORE so it shares a packet with the body.
                 let msg = libc::msghdr {
                     msg_name: std::ptr::null_mut(),
                     msg_namelen: 0,
@@ -158,7 +153,7 @@ pub(crate) fn poll_write(
                     msg_flags: 0,
                 };
                 // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive the call.
-                let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+                let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) };
                 if n < 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -194,41 +189,6 @@ pub(crate) fn poll_write(
             Err(e) => break Poll::Ready(Err(e)),
         }
     })
-}
-
-/// `TCP_CORK` on a socket for as long as it lives; dropping it uncorks, which sends
-/// what is queued.
-#[cfg(target_os = "linux")]
-struct Cork(i32);
-
-#[cfg(target_os = "linux")]
-impl Cork {
-    fn new(sock: i32) -> Cork {
-        set_cork(sock, 1);
-        Cork(sock)
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl Drop for Cork {
-    fn drop(&mut self) {
-        set_cork(self.0, 0);
-    }
-}
-
-/// Sets `TCP_CORK`; a failure (the socket is closing) only costs the coalescing.
-#[cfg(target_os = "linux")]
-fn set_cork(sock: i32, on: libc::c_int) {
-    // SAFETY: `sock` is an open socket; the option value is a c_int that outlives the call.
-    unsafe {
-        libc::setsockopt(
-            sock,
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
 }
 
 #[cfg(not(target_os = "linux"))]

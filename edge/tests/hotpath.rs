@@ -182,12 +182,13 @@ async fn pipelined_large_and_small_responses_stay_in_order() {
     s.stop().await;
 }
 
-/// Zero-copy bodies go out corked (head and body coalesced) and the writer uncorks after
-/// each one: a cork left on would hold every response's last partial segment for the
-/// kernel's 200 ms cork timeout. Ten sendfile-sized answers in a row on one connection
-/// must each arrive well before that.
+/// Zero-copy bodies go out as a head sent with `MSG_MORE` and a `sendfile` that ends
+/// with a push: a head or tail left waiting for more (a stray `MSG_MORE` or `TCP_CORK`)
+/// would hold every response's last partial segment for the kernel's 200 ms cork
+/// timeout. Ten sendfile-sized answers in a row on one connection must each arrive well
+/// before that.
 #[tokio::test]
-async fn sendfile_answers_are_uncorked_at_once() {
+async fn sendfile_answers_are_not_held_back() {
     let f = fixture();
     let files = add_files_site(&f.store);
     let s = start(config(&f.data)).await;

@@ -431,7 +431,7 @@ impl RoutingTable {
 
     /// Adds a site and its hosts; a host already routed to another site stays there.
     fn insert(&mut self, entry: Arc<SiteEntry>) {
-        for host in entry.config.hosts.iter().chain(entry.config.aliases.iter()) {
+        for host in entry.config.all_hosts() {
             let Some(h) = normalize_host(host) else {
                 continue;
             };

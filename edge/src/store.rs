@@ -86,6 +86,13 @@ pub struct SiteConfig {
     pub https: HttpsPolicy,
 }
 
+impl SiteConfig {
+    /// Every host the site answers: its hosts, then its aliases.
+    pub fn all_hosts(&self) -> impl Iterator<Item = &String> {
+        self.hosts.iter().chain(self.aliases.iter())
+    }
+}
+
 /// `[https]` of `site.toml`: how a site treats plain HTTP, and HSTS. Only applies when
 /// the node's HTTPS listener is on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -229,7 +236,7 @@ impl Store {
         let before = self.site_config(site).ok();
         let claims = HostClaims::open(self)?;
         let mut taken = Vec::new();
-        for host in cfg.hosts.iter().chain(cfg.aliases.iter()) {
+        for host in cfg.all_hosts() {
             match claims.claim(self, host, site) {
                 Ok(new) => {
                     if new {
@@ -249,8 +256,8 @@ impl Store {
         let text = toml::to_string(&cfg).map_err(|e| EdgeError::Config(e.to_string()))?;
         write_atomic(&dir.join("site.toml"), text.as_bytes())?;
         if let Some(old) = before {
-            for h in old.hosts.iter().chain(old.aliases.iter()) {
-                if !cfg.hosts.contains(h) && !cfg.aliases.contains(h) {
+            for h in old.all_hosts() {
+                if !cfg.all_hosts().any(|n| n == h) {
                     claims.release(h, site);
                 }
             }
@@ -261,7 +268,7 @@ impl Store {
     /// Gives up the host claims of `site` (which is being deleted).
     pub(crate) fn release_hosts(&self, site: &str, cfg: &SiteConfig) {
         if let Ok(claims) = HostClaims::open(self) {
-            for h in cfg.hosts.iter().chain(cfg.aliases.iter()) {
+            for h in cfg.all_hosts() {
                 claims.release(h, site);
             }
         }
@@ -780,7 +787,7 @@ impl HostClaims {
                 let Ok(cfg) = store.site_config(&site) else {
                     continue;
                 };
-                for h in cfg.hosts.iter().chain(cfg.aliases.iter()) {
+                for h in cfg.all_hosts() {
                     // The first site to list a host keeps it, as routing does.
                     let _ = claims.create(h, &site);
                 }
@@ -830,13 +837,11 @@ impl HostClaims {
             if self.create(host, site)? {
                 return Ok(true);
             }
-            match self.owner(host) {
-                Some(owner) if owner == site => return Ok(false),
-                Some(owner)
-                    if store.site_config(&owner).is_ok_and(|c| {
-                        c.hosts.iter().chain(c.aliases.iter()).any(|h| h == host)
-                    }) =>
-                {
+            let owner = self.owner(host);
+            let owner_cfg = owner.as_ref().map(|o| store.site_config(o));
+            match (owner, owner_cfg) {
+                (Some(owner), _) if owner == site => return Ok(false),
+                (Some(owner), Some(Ok(c))) if c.all_hosts().any(|h| h == host) => {
                     return Err(EdgeError::HostTaken {
                         host: host.into(),
                         site: owner,
@@ -844,7 +849,7 @@ impl HostClaims {
                 }
                 // A claim made in the last seconds by a site whose `site.toml` is not
                 // written yet: that site is being created right now.
-                Some(owner) if store.site_config(&owner).is_err() && self.fresh(host) => {
+                (Some(owner), Some(Err(_))) if self.fresh(host) => {
                     return Err(EdgeError::Conflict(format!(
                         "host {host} is being claimed by site {owner} at this moment; try again"
                     )));

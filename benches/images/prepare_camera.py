@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Builds the camera-JPEG corpus: the 12 photographs of Debian's `mate-backgrounds`
-package (usr/share/backgrounds/mate/nature/*.jpg, JPEGs as the photographers published
-them, 1280-2560 px wide), served at a site's widths.
+"""Builds a camera-JPEG corpus, served at a site's widths, from a Debian package of
+photographs as published:
+  mate    the 12 photographs of `mate-backgrounds` (usr/share/backgrounds/mate/nature/
+          *.jpg, JPEGs as the photographers published them, 1280-2560 px wide)
+  plasma  the wallpapers of `plasma-workspace-wallpapers` that are JPEGs carrying a
+          camera's EXIF (make and model), each at its largest size (2560x1600; 8 in
+          4:5.27.5-2); the others are renders, PNGs or carry no camera data
 
-usage: prepare_camera.py EXTRACTED_DEB OUT_DIR [WIDTHS]   (WIDTHS default 480,960,1600)
-  EXTRACTED_DEB   `apt-get download mate-backgrounds && dpkg -x mate-backgrounds_*.deb DIR`
+usage: prepare_camera.py EXTRACTED_DEB OUT_DIR [WIDTHS] [PACKAGE]
+                          (WIDTHS default 480,960,1600; PACKAGE mate (default) or plasma)
+  EXTRACTED_DEB   `apt-get download PACKAGE_DEB && dpkg -x PACKAGE_DEB_*.deb DIR`
   OUT_DIR/ref/NAME-W.png       the source JPEG decoded (EXIF orientation applied) and
                                resized to W px wide (Lanczos), at each width qpage would
                                produce for it (the configured widths up to its own, plus
@@ -26,9 +31,33 @@ from PIL import Image, ImageOps, JpegImagePlugin
 
 deb, out = sys.argv[1], sys.argv[2]
 widths = [int(w) for w in (sys.argv[3] if len(sys.argv) > 3 else "480,960,1600").split(",")]
-files = sorted(glob.glob(os.path.join(deb, "usr/share/backgrounds/mate/nature/*.jpg")))
-if len(files) != 12:
-    sys.exit(f"expected the 12 photographs of mate-backgrounds 1.26 in {deb}, found {len(files)}")
+package = sys.argv[4] if len(sys.argv) > 4 else "mate"
+
+
+def camera_of(path):
+    exif = Image.open(path).getexif()
+    return " ".join(str(exif.get(t, "")).strip() for t in (0x010F, 0x0110)).strip()
+
+
+if package == "mate":
+    files = sorted(glob.glob(os.path.join(deb, "usr/share/backgrounds/mate/nature/*.jpg")))
+    if len(files) != 12:
+        sys.exit(f"expected the 12 photographs of mate-backgrounds 1.26 in {deb}, found {len(files)}")
+    names = {f: os.path.splitext(os.path.basename(f))[0] for f in files}
+elif package == "plasma":
+    names = {}
+    for d in sorted(glob.glob(os.path.join(deb, "usr/share/wallpapers/*/contents/images"))):
+        jpegs = glob.glob(os.path.join(d, "*.jpg"))
+        if not jpegs:
+            continue
+        largest = max(jpegs, key=lambda f: Image.open(f).width * Image.open(f).height)
+        if camera_of(largest):
+            names[largest] = d.split(os.sep)[-3]
+    files = sorted(names, key=names.get)
+    if not files:
+        sys.exit(f"no camera JPEGs under {deb}/usr/share/wallpapers")
+else:
+    sys.exit(f"unknown package {package}: mate or plasma")
 for d in ("ref", "jpeg-src"):
     os.makedirs(os.path.join(out, d), exist_ok=True)
 
@@ -60,8 +89,8 @@ with open(os.path.join(out, "sources.csv"), "w", newline="") as f:
         tables = src.quantization
         sampling = JpegImagePlugin.get_sampling(src)
         exif = src.getexif()
-        camera = " ".join(str(exif.get(t, "")).strip() for t in (0x010F, 0x0110)).strip()
-        name = os.path.splitext(os.path.basename(path))[0]
+        camera = camera_of(path)
+        name = names[path]
         # Sorted by table id: Pillow reads them sorted the same way.
         q = ijg_quality(sorted(tables.items())[0][1])
         upright = ImageOps.exif_transpose(src).convert("RGB")

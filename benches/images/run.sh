@@ -4,10 +4,11 @@
 # cached rebuild of 500 images. Figures go to docs/benchmarks.md ("Images") and
 # docs/images.md (the curve).
 #
-# Two corpora (CORPORA, default "skimage camera"):
+# Three corpora (CORPORA, default "skimage camera plasma"):
 #   skimage  scikit-image's 12 photographs (lossless), source JPEGs = Pillow q85 re-saves
 #   camera   the 12 photographs of Debian's mate-backgrounds (JPEGs as published), at the
 #            site's widths; source = each re-encoded with its own quantization tables
+#   plasma   the same for the 8 camera JPEGs of Debian's plasma-workspace-wallpapers
 # Needs, and installs when missing: scikit-image + pillow (PyPI, into target/tools/pyimg),
 # avifenc/avifdec (Debian libavif-bin), nasm (ravif/rav1e assembly), apt-get + dpkg (camera
 # corpus), dssim 3.5.1 and ssimulacra2_rs 0.5.2 (cargo install into target/tools; or name
@@ -26,7 +27,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work="${1:-${TMPDIR:-/tmp}/qpage-images-bench}"
 rounds="${ROUNDS:-3}"
-corpora="${CORPORA:-skimage camera}"
+corpora="${CORPORA:-skimage camera plasma}"
 default_setting="q75-s4-444-10-psy"
 skimage_settings="${QPAGE_SETTINGS_SKIMAGE:-ravif:60:6,ravif:75:6,ravif:90:6,50:6:420,60:6:420,70:6:420,75:6:420,80:6:420,85:6:420,90:6:420,95:6:420,60:6:444,75:6:444,90:6:444,75:6:420:8,75:6:420:10:psnr,75:8:420,60:4:420,75:4:420,90:4:420,60:4:444,75:4:444,90:4:444}"
 camera_settings="${QPAGE_SETTINGS_CAMERA:-60:6:420,75:6:420,85:6:420,90:6:420,95:6:420,98:6:420,ravif:75:6,ravif:90:6,ravif:95:6,75:4:420,90:4:420,60:4:444,75:4:444,85:4:444,90:4:444,95:4:444,98:4:444}"
@@ -60,11 +61,13 @@ for corpus in $corpora; do
       [ -d "$c/ref" ] || python3 "$here/prepare.py" "$c" 85
       settings="$skimage_settings"
       source=jpeg-q85 ;;
-    camera)
+    camera|plasma)
+      pkg=mate-backgrounds; [ "$corpus" = plasma ] && pkg=plasma-workspace-wallpapers
       if [ ! -d "$c/ref" ]; then
         deb="$c/deb"; mkdir -p "$deb"
-        (cd "$deb" && apt-get download mate-backgrounds >/dev/null && dpkg -x mate-backgrounds_*.deb x)
-        python3 "$here/prepare_camera.py" "$deb/x" "$c"
+        (cd "$deb" && apt-get download "$pkg" >/dev/null && dpkg -x "$pkg"_*.deb x)
+        python3 "$here/prepare_camera.py" "$deb/x" "$c" 480,960,1600 \
+          "$([ "$corpus" = plasma ] && echo plasma || echo mate)"
       fi
       settings="$camera_settings"
       source=jpeg-src ;;

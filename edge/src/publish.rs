@@ -23,7 +23,7 @@ use crate::error::{EdgeError, Result};
 use crate::rules::{Headers, Redirects};
 use crate::store::{
     self, Deploy, DeployId, FileEntry, Store, Variant, check_site_name, guess_content_type, hex,
-    is_hash, write_atomic,
+    is_hash, read_deploy_file, write_atomic,
 };
 
 /// Blobs held by a committed deploy (the site's live one), by hash: their content type
@@ -394,16 +394,7 @@ impl Store {
     pub fn pending(&self, site: &str, id: &DeployId) -> Result<PendingDeploy> {
         check_site_name(site)?;
         let path = self.pending_path(site, id);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(EdgeError::UnknownDeploy {
-                    site: site.into(),
-                    deploy: id.to_string(),
-                });
-            }
-            Err(e) => return Err(EdgeError::io(&path, e)),
-        };
+        let bytes = read_deploy_file(&path, site, id)?;
         serde_json::from_slice(&bytes).map_err(|e| EdgeError::Parse {
             path,
             message: e.to_string(),

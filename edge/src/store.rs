@@ -330,16 +330,7 @@ impl Store {
             .site_dir(site)
             .join("deploys")
             .join(format!("{}.json", id.as_str()));
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(EdgeError::UnknownDeploy {
-                    site: site.into(),
-                    deploy: id.to_string(),
-                });
-            }
-            Err(e) => return Err(EdgeError::io(&path, e)),
-        };
+        let bytes = read_deploy_file(&path, site, id)?;
         let deploy: Deploy = serde_json::from_slice(&bytes).map_err(|e| EdgeError::Parse {
             path: path.clone(),
             message: e.to_string(),
@@ -631,6 +622,19 @@ pub(crate) fn collect_files(dist: &Path) -> Result<Vec<DistFile>> {
 }
 
 /// Reads a regular file, refusing symlinks and anything else.
+/// The bytes of one of a deploy's files (its manifest, or a pending deploy's);
+/// [`EdgeError::UnknownDeploy`] when there is none.
+pub(crate) fn read_deploy_file(path: &Path, site: &str, id: &DeployId) -> Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(EdgeError::UnknownDeploy {
+            site: site.into(),
+            deploy: id.to_string(),
+        }),
+        Err(e) => Err(EdgeError::io(path, e)),
+    }
+}
+
 pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| EdgeError::io(path, e))?;
     if !meta.is_file() {

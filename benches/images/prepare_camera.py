@@ -34,8 +34,9 @@ widths = [int(w) for w in (sys.argv[3] if len(sys.argv) > 3 else "480,960,1600")
 package = sys.argv[4] if len(sys.argv) > 4 else "mate"
 
 
-def camera_of(path):
-    exif = Image.open(path).getexif()
+def camera_of(im):
+    """The camera's make and model from an opened image's EXIF ("" when none)."""
+    exif = im.getexif()
     return " ".join(str(exif.get(t, "")).strip() for t in (0x010F, 0x0110)).strip()
 
 
@@ -47,12 +48,12 @@ if package == "mate":
 elif package == "plasma":
     names = {}
     for d in sorted(glob.glob(os.path.join(deb, "usr/share/wallpapers/*/contents/images"))):
-        jpegs = glob.glob(os.path.join(d, "*.jpg"))
+        jpegs = [Image.open(f) for f in glob.glob(os.path.join(d, "*.jpg"))]
         if not jpegs:
             continue
-        largest = max(jpegs, key=lambda f: Image.open(f).width * Image.open(f).height)
+        largest = max(jpegs, key=lambda im: im.width * im.height)
         if camera_of(largest):
-            names[largest] = d.split(os.sep)[-3]
+            names[largest.filename] = d.split(os.sep)[-3]
     files = sorted(names, key=names.get)
     if not files:
         sys.exit(f"no camera JPEGs under {deb}/usr/share/wallpapers")
@@ -89,7 +90,7 @@ with open(os.path.join(out, "sources.csv"), "w", newline="") as f:
         tables = src.quantization
         sampling = JpegImagePlugin.get_sampling(src)
         exif = src.getexif()
-        camera = camera_of(path)
+        camera = camera_of(src)
         name = names[path]
         # Sorted by table id: Pillow reads them sorted the same way.
         q = ijg_quality(sorted(tables.items())[0][1])

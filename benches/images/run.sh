@@ -62,12 +62,12 @@ for corpus in $corpora; do
       settings="$skimage_settings"
       source=jpeg-q85 ;;
     camera|plasma)
-      pkg=mate-backgrounds; [ "$corpus" = plasma ] && pkg=plasma-workspace-wallpapers
+      if [ "$corpus" = plasma ]; then kind=plasma pkg=plasma-workspace-wallpapers
+      else kind=mate pkg=mate-backgrounds; fi
       if [ ! -d "$c/ref" ]; then
         deb="$c/deb"; mkdir -p "$deb"
         (cd "$deb" && apt-get download "$pkg" >/dev/null && dpkg -x "$pkg"_*.deb x)
-        python3 "$here/prepare_camera.py" "$deb/x" "$c" 480,960,1600 \
-          "$([ "$corpus" = plasma ] && echo plasma || echo mate)"
+        python3 "$here/prepare_camera.py" "$deb/x" "$c" 480,960,1600 "$kind"
       fi
       settings="$camera_settings"
       source=jpeg-src ;;

@@ -621,7 +621,6 @@ pub(crate) fn collect_files(dist: &Path) -> Result<Vec<DistFile>> {
     Ok(out)
 }
 
-/// Reads a regular file, refusing symlinks and anything else.
 /// The bytes of one of a deploy's files (its manifest, or a pending deploy's);
 /// [`EdgeError::UnknownDeploy`] when there is none.
 pub(crate) fn read_deploy_file(path: &Path, site: &str, id: &DeployId) -> Result<Vec<u8>> {
@@ -635,6 +634,7 @@ pub(crate) fn read_deploy_file(path: &Path, site: &str, id: &DeployId) -> Result
     }
 }
 
+/// Reads a regular file, refusing symlinks and anything else.
 pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| EdgeError::io(path, e))?;
     if !meta.is_file() {

@@ -30,6 +30,22 @@ fn full(b: Bytes) -> Body {
     http_body_util::Either::Left(Full::new(b))
 }
 
+/// A response and how its body was found (for the access event).
+struct Reply {
+    resp: Response<Body>,
+    cache: CacheUse,
+}
+
+impl From<Response<Body>> for Reply {
+    /// A response with no stored body (redirects, errors, built-in pages).
+    fn from(resp: Response<Body>) -> Reply {
+        Reply {
+            resp,
+            cache: CacheUse::None,
+        }
+    }
+}
+
 /// Whether a request came from the lean HTTP/1.1 path, whose writer takes prepared
 /// header lines ([`crate::hot::WireHead`]).
 fn is_lean<B: 'static>() -> bool {
@@ -44,12 +60,7 @@ pub(crate) async fn handle<B: 'static>(
     conn: ConnInfo,
 ) -> Response<Body> {
     let start = Instant::now();
-    // Only access events need to know how the body was found.
-    let ((class, site, resp), cache) = if shared.events.is_some() {
-        events::track_cache(route_and_serve(&req, &shared)).await
-    } else {
-        (route_and_serve(&req, &shared).await, CacheUse::None)
-    };
+    let (class, site, Reply { resp, cache }) = route_and_serve(&req, &shared).await;
     let bytes = if req.method() == Method::HEAD {
         0
     } else {
@@ -146,13 +157,13 @@ impl<'a> Wanted<'a> {
 async fn route_and_serve<B: 'static>(
     req: &Request<B>,
     shared: &Arc<Shared>,
-) -> (SiteClass, Option<Arc<str>>, Response<Body>) {
+) -> (SiteClass, Option<Arc<str>>, Reply) {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return (SiteClass::Unknown, None, r);
+        return (SiteClass::Unknown, None, r.into());
     }
     let wanted = Wanted::scan(req.headers());
     // Static GETs take no body.
@@ -165,7 +176,7 @@ async fn route_and_serve<B: 'static>(
         );
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return (SiteClass::Unknown, None, r);
+        return (SiteClass::Unknown, None, r.into());
     }
     let host = req
         .uri()
@@ -176,7 +187,7 @@ async fn route_and_serve<B: 'static>(
         return (
             SiteClass::Unknown,
             None,
-            plain(StatusCode::BAD_REQUEST, "Bad Request: no Host\n"),
+            plain(StatusCode::BAD_REQUEST, "Bad Request: no Host\n").into(),
         );
     }
     let route = shared.table.load().route(host);
@@ -184,7 +195,7 @@ async fn route_and_serve<B: 'static>(
         Route::Live(d, class) => (d, class),
         Route::Preview(site, id) => match Box::pin(shared.preview(&site.name, &id)).await {
             Some(d) => (d, SiteClass::Preview),
-            None => return (SiteClass::Unknown, None, not_found_neutral()),
+            None => return (SiteClass::Unknown, None, not_found_neutral().into()),
         },
         Route::Host(target, site) => {
             let policy = shared.policy.load();
@@ -199,16 +210,16 @@ async fn route_and_serve<B: 'static>(
             return (
                 SiteClass::Site,
                 Some(site),
-                redirect(StatusCode::MOVED_PERMANENTLY, &loc),
+                redirect(StatusCode::MOVED_PERMANENTLY, &loc).into(),
             );
         }
-        Route::Unknown => return (SiteClass::Unknown, None, not_found_neutral()),
+        Route::Unknown => return (SiteClass::Unknown, None, not_found_neutral().into()),
     };
     let Ok(path) = path::normalize(req.uri().path()) else {
         return (
             class,
             Some(deploy.site.clone()),
-            plain(StatusCode::BAD_REQUEST, "Bad Request\n"),
+            plain(StatusCode::BAD_REQUEST, "Bad Request\n").into(),
         );
     };
     let policy = shared.policy.load();
@@ -280,7 +291,7 @@ async fn serve_site<B: 'static>(
     policy: &Policy,
     deploy: &LiveDeploy,
     path: &str,
-) -> Response<Body> {
+) -> Reply {
     let query = req.uri().query();
     if !deploy.redirects.is_empty()
         && let Some(hit) = deploy.redirects.find(path, query, || {
@@ -316,7 +327,7 @@ async fn serve_site<B: 'static>(
                     None if status == StatusCode::OK => {
                         not_found(req, rh, shared, policy, deploy, path).await
                     }
-                    None => site_plain(policy, deploy, path, status),
+                    None => site_plain(policy, deploy, path, status).into(),
                 };
             }
             code => {
@@ -330,7 +341,7 @@ async fn serve_site<B: 'static>(
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
                 let mut r = redirect(status, &loc);
                 site_headers(r.headers_mut(), policy, deploy, path);
-                return r;
+                return r.into();
             }
         }
     }
@@ -346,7 +357,7 @@ async fn serve_site<B: 'static>(
             }
             let mut r = redirect(StatusCode::MOVED_PERMANENTLY, &loc);
             site_headers(r.headers_mut(), policy, deploy, path);
-            r
+            r.into()
         }
         Resolved::Missing => not_found(req, rh, shared, policy, deploy, path).await,
     }
@@ -359,7 +370,7 @@ async fn not_found<B: 'static>(
     policy: &Policy,
     deploy: &LiveDeploy,
     path: &str,
-) -> Response<Body> {
+) -> Reply {
     match deploy.files.get_key_value("/404.html") {
         Some((k, f)) => {
             file_response(
@@ -375,7 +386,7 @@ async fn not_found<B: 'static>(
             )
             .await
         }
-        None => site_plain(policy, deploy, path, StatusCode::NOT_FOUND),
+        None => site_plain(policy, deploy, path, StatusCode::NOT_FOUND).into(),
     }
 }
 
@@ -423,7 +434,7 @@ async fn file_response<B: 'static>(
     _file_path: &str,
     file: &ServedFile,
     status: StatusCode,
-) -> Response<Body> {
+) -> Reply {
     let head = req.method() == Method::HEAD;
     // A plain 200 (no conditional or range headers) reuses the headers it got last time.
     let plain = status == StatusCode::OK
@@ -467,9 +478,9 @@ async fn file_response<B: 'static>(
             .await;
             // An error answer carries its own headers; a body gets the prepared ones.
             if let Some(wire) = wire
-                && r.headers().is_empty()
+                && r.resp.headers().is_empty()
             {
-                r.extensions_mut().insert(wire);
+                r.resp.extensions_mut().insert(wire);
             }
             return r;
         }
@@ -504,7 +515,7 @@ async fn file_response<B: 'static>(
             let mut r = Response::new(full(Bytes::new()));
             *r.status_mut() = StatusCode::NOT_MODIFIED;
             *r.headers_mut() = h;
-            return r;
+            return r.into();
         }
     }
 
@@ -536,7 +547,7 @@ async fn file_response<B: 'static>(
         let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
         *r.headers_mut() = h;
-        return r;
+        return r.into();
     }
     let variant = if range == RangeResult::Full {
         negotiate::choose_encoding(
@@ -582,8 +593,9 @@ async fn send_body(
     range: RangeResult,
     status: StatusCode,
     mut h: HeaderMap,
-) -> Response<Body> {
+) -> Reply {
     let mut status = status;
+    let mut cache = CacheUse::None;
     let body = if head {
         if let RangeResult::Partial(s, e) = range {
             status = StatusCode::PARTIAL_CONTENT;
@@ -596,7 +608,6 @@ async fn send_body(
     } else if enc_len > shared.blobs.max_object() {
         // Too large to cache: streamed from disk, never held whole in memory.
         shared.metrics.cache_miss();
-        events::note_cache(CacheUse::Miss);
         let (start, len) = match range {
             RangeResult::Partial(s, e) => {
                 status = StatusCode::PARTIAL_CONTENT;
@@ -612,22 +623,28 @@ async fn send_body(
                 let mut r = Response::new(http_body_util::Either::Right(b));
                 *r.status_mut() = status;
                 *r.headers_mut() = h;
-                return r;
+                return Reply {
+                    resp: r,
+                    cache: CacheUse::Miss,
+                };
             }
             Err(e) => {
                 tracing::error!(site = %deploy.site, hash = %file.hash, error = %e, "blob unreadable");
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+                return Reply {
+                    resp: plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
+                    cache: CacheUse::Miss,
+                };
             }
         }
     } else {
         let cached = shared
             .blobs
             .get_cached(&file.hash, variant, &shared.metrics);
-        events::note_cache(if cached.is_some() {
+        cache = if cached.is_some() {
             CacheUse::Hit
         } else {
             CacheUse::Miss
-        });
+        };
         let read = async {
             match cached {
                 Some(b) => Ok(Ok(b)),
@@ -644,11 +661,13 @@ async fn send_body(
             Err(_) => {
                 shared.metrics.timeout();
                 tracing::error!(site = %deploy.site, hash = %file.hash, "blob read timed out");
-                return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+                let resp = plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+                return Reply { resp, cache };
             }
             Ok(Err(e)) => {
                 tracing::error!(site = %deploy.site, hash = %file.hash, error = %e, "blob unreadable");
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+                let resp = plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+                return Reply { resp, cache };
             }
         };
         match range {
@@ -671,7 +690,7 @@ async fn send_body(
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
     *r.headers_mut() = h;
-    r
+    Reply { resp: r, cache }
 }
 
 fn content_range(start: u64, end: u64, size: u64) -> HeaderValue {

@@ -23,8 +23,6 @@ mod queue;
 mod record;
 mod visitor;
 
-use std::cell::Cell;
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,48 +49,6 @@ pub(crate) enum CacheUse {
     Hit = 1,
     /// Read from disk.
     Miss = 2,
-}
-
-tokio::task_local! {
-    static CACHE_USE: Cell<CacheUse>;
-}
-
-/// Records how the current request's body was found (no-op outside [`track_cache`]).
-pub(crate) fn note_cache(c: CacheUse) {
-    let _ = CACHE_USE.try_with(|x| x.set(c));
-}
-
-/// Runs a request's handler and reports what it noted with [`note_cache`].
-///
-/// A plain future rather than an `async fn`: an `async fn` that moves its future
-/// argument into a scope holds it twice, and every request's future is moved
-/// several times on its way to the connection.
-pub(crate) fn track_cache<F: Future>(f: F) -> TrackCache<F> {
-    TrackCache {
-        inner: CACHE_USE.scope(Cell::new(CacheUse::None), f),
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`track_cache`].
-    pub(crate) struct TrackCache<F: Future> {
-        #[pin]
-        inner: tokio::task::futures::TaskLocalFuture<Cell<CacheUse>, F>,
-    }
-}
-
-impl<F: Future> Future for TrackCache<F> {
-    type Output = (F::Output, CacheUse);
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let mut inner = self.project().inner;
-        let out = std::task::ready!(inner.as_mut().poll(cx));
-        let used = inner.take_value().map_or(CacheUse::None, |c| c.get());
-        std::task::Poll::Ready((out, used))
-    }
 }
 
 /// What [`Events::emit`] needs from a finished request.

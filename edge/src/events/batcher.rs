@@ -257,7 +257,6 @@ async fn run(
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
-    let mut spares: Vec<Vec<u8>> = Vec::new();
     let pool = BufPool::default();
     let mut out = Vec::new();
     loop {
@@ -269,7 +268,6 @@ async fn run(
         if stopping {
             buffers.close();
         }
-        let taken = buffers.take(&mut spares);
         let clock = Clock::now(buffers.base);
         let mut n = 0u64;
         let emit = |out: &mut Vec<u8>, n: &mut u64, seq: &mut u64| {
@@ -288,11 +286,12 @@ async fn run(
             }
             *n = 0;
         };
-        for mut pending in taken {
-            for ev in decode(&pending.buf) {
+        buffers.drain(|records| {
+            for ev in decode(records) {
                 if out.capacity() == 0 {
                     out = pool.get();
-                    out.reserve(max.min(pending.count) * 512);
+                    // A line is about as long as its record.
+                    out.reserve((records.len() + records.len() / 4).min(max * 512));
                 }
                 encoder.encode(&ev, &clock, &mut out);
                 n += 1;
@@ -300,9 +299,7 @@ async fn run(
                     emit(&mut out, &mut n, &mut seq);
                 }
             }
-            pending.buf.clear();
-            spares.push(pending.buf);
-        }
+        });
         emit(&mut out, &mut n, &mut seq);
         if stopping {
             break;

@@ -1,22 +1,26 @@
-//! The request side's queue: one buffer per worker thread, into which a request
+//! The request side's queue: one byte ring per worker thread, into which a request
 //! appends its event as a compact binary record (fixed fields, then length-prefixed
-//! byte strings copied from the request). Appending takes the thread's own,
-//! uncontended lock; there is no allocation once the buffer has grown, no channel
-//! operation and no system call. The batcher swaps each buffer for an empty one
-//! (keeping capacities, so neither side allocates in steady state) and decodes the
-//! records. A thread's buffer holds at most `queue_max_bytes`: beyond, the event is
-//! dropped and counted. The first record that takes a buffer past an eighth of that
-//! wakes the batcher (one wake-up per buffer fill), so at high request rates it drains
-//! the buffers long before they are full instead of waiting for its timer.
+//! byte strings copied from the request). The ring has one writer (its thread) and one
+//! reader (the batcher): the writer copies a record in and publishes it with a release
+//! store of the ring's tail, the batcher decodes what lies between head and tail and
+//! gives the space back with a release store of the head. On the request path there is
+//! no lock, no atomic read-modify-write, no allocation, no channel operation and no
+//! system call. A ring holds at most `queue_max_bytes`: beyond, the event is dropped
+//! and counted. Every eighth of that written wakes the batcher, so at high request
+//! rates it drains the rings long before they are full instead of waiting for its
+//! timer; and once the writer is a quarter into the ring and the reader close behind,
+//! the writer goes back to the ring's start, so that at a steady rate only the ring's
+//! first quarter is in use (and in the caches).
 //!
 //! Request values are copied, not referenced: a header value from hyper shares the
 //! connection's read buffer, and holding it until the batcher runs would keep hyper
 //! from reusing that buffer.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Instant;
 
 use tokio::sync::Notify;
@@ -28,32 +32,150 @@ const FIXED: usize = 8 + 8 + 2 + 8 + 1 + 1 + 1 + 1 + 16;
 const FIELDS: usize = 8;
 /// Fixed part and the fields' lengths.
 const HEAD: usize = FIXED + 2 * FIELDS;
+/// A record's length prefix that means "the rest of this lap is unused".
+const WRAP: u32 = u32::MAX;
 
-/// One thread's pending records.
-#[derive(Default)]
-pub(crate) struct Pending {
-    pub buf: Vec<u8>,
-    pub count: usize,
-    /// The batcher was woken for this buffer.
-    woken: bool,
+/// Keeps what follows on a cache line of its own (the reader's and the writer's
+/// positions would otherwise share one and bounce between cores).
+#[repr(align(128))]
+struct Line<T>(T);
+
+/// One thread's records. Positions count bytes from the ring's creation; a record
+/// never straddles the ring's end (the writer skips the rest of a lap with a
+/// [`WRAP`] mark, or leaves fewer than 4 bytes, which the reader skips too).
+struct Ring {
+    data: Box<[UnsafeCell<u8>]>,
+    owner: ThreadId,
+    /// Written by the owner thread only.
+    tail: Line<AtomicUsize>,
+    /// The owner's copy of `head` (refreshed when the ring looks full) and the tail
+    /// at its last wake-up of the batcher: only the owner touches these.
+    seen_head: AtomicUsize,
+    woken_at: AtomicUsize,
+    /// Written by the batcher only.
+    head: Line<AtomicUsize>,
 }
 
-/// Every thread's buffer, for one events pipeline.
+// SAFETY: the bytes in `data` are written by the owner thread only, in the region
+// between `tail` and `head + len` that the reader does not read, and published with
+// a release store of `tail`; the reader reads only between `head` and an acquired
+// `tail`, and gives that region back with a release store of `head`.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    fn new(cap: usize) -> Ring {
+        let zeroed: Box<[u8]> = vec![0u8; cap].into_boxed_slice();
+        // SAFETY: `UnsafeCell<u8>` has the layout of `u8` (repr(transparent)).
+        let data = unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [UnsafeCell<u8>]) };
+        Ring {
+            data,
+            owner: std::thread::current().id(),
+            tail: Line(AtomicUsize::new(0)),
+            seen_head: AtomicUsize::new(0),
+            woken_at: AtomicUsize::new(0),
+            head: Line(AtomicUsize::new(0)),
+        }
+    }
+
+    fn cap(&self) -> usize {
+        self.data.len()
+    }
+
+    fn ptr(&self, at: usize) -> *mut u8 {
+        UnsafeCell::raw_get(self.data[at..].as_ptr())
+    }
+
+    /// Owner only: room for `need` more bytes after position `to` (refreshing the
+    /// reader's position if the cached one says no).
+    fn room(&self, to: usize, need: usize) -> bool {
+        let cap = self.cap();
+        if to + need - self.seen_head.load(Ordering::Relaxed) <= cap {
+            return true;
+        }
+        let head = self.head.0.load(Ordering::Acquire);
+        self.seen_head.store(head, Ordering::Relaxed);
+        to + need - head <= cap
+    }
+
+    /// Owner only: whether the reader has read everything up to `tail`.
+    fn caught_up(&self, tail: usize) -> bool {
+        if self.seen_head.load(Ordering::Relaxed) == tail {
+            return true;
+        }
+        let head = self.head.0.load(Ordering::Acquire);
+        self.seen_head.store(head, Ordering::Relaxed);
+        head == tail
+    }
+
+    /// Owner only: marks the rest of the lap from `tail` unused; returns the next
+    /// lap's start.
+    fn skip_lap(&self, tail: usize) -> usize {
+        let cap = self.cap();
+        let at = tail % cap;
+        if cap - at >= 4 {
+            // SAFETY: owner only, inside the free region (checked by `room`).
+            unsafe { std::ptr::copy_nonoverlapping(WRAP.to_le_bytes().as_ptr(), self.ptr(at), 4) };
+        }
+        tail + (cap - at)
+    }
+
+    /// Reader only: calls `f` with the records between head and tail, in runs of
+    /// whole records of about [`RELEASE_BYTES`], giving each run's space back once
+    /// `f` returns; returns the bytes read.
+    fn drain(&self, f: &mut dyn FnMut(&[u8])) -> usize {
+        let cap = self.cap();
+        let start = self.head.0.load(Ordering::Relaxed);
+        let tail = self.tail.0.load(Ordering::Acquire);
+        let mut at = start;
+        while at < tail {
+            let i = at % cap;
+            let lap_end = tail.min(at - i + cap);
+            // SAFETY: between head and the acquired tail, published by the writer,
+            // which does not write there until `head` passes it.
+            let lap = unsafe { std::slice::from_raw_parts(self.ptr(i), lap_end - at) };
+            // Whole records up to about RELEASE_BYTES, or up to a lap's end mark.
+            let mut end = 0;
+            while end < RELEASE_BYTES {
+                let Some(len) = lap.get(end..end + 4) else {
+                    end = lap.len();
+                    break;
+                };
+                let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
+                if len == WRAP {
+                    end = lap.len();
+                    break;
+                }
+                end += 4 + len as usize;
+            }
+            let end = end.min(lap.len());
+            f(&lap[..end]);
+            at += end;
+            self.head.0.store(at, Ordering::Release);
+        }
+        tail - start
+    }
+}
+
+/// How much the batcher decodes before giving the space back to the writer.
+const RELEASE_BYTES: usize = 64 << 10;
+
+/// Every thread's ring, for one events pipeline.
 pub(crate) struct Buffers {
     id: u64,
-    slots: Mutex<Vec<Arc<Mutex<Pending>>>>,
+    rings: Mutex<Vec<Arc<Ring>>>,
     pub(crate) base: Instant,
     max_bytes: usize,
     wake_bytes: usize,
     closed: AtomicBool,
-    /// Wakes the batcher when a buffer passes `wake_bytes`.
+    /// Wakes the batcher when a thread has written `wake_bytes` since its last wake-up.
     pub(crate) wake: Notify,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    static SLOT: RefCell<Option<(u64, Arc<Mutex<Pending>>)>> = const { RefCell::new(None) };
+    /// This thread's ring of the pipeline it last recorded to.
+    static RING: RefCell<Option<(u64, Arc<Ring>)>> = const { RefCell::new(None) };
 }
 
 /// An event as the request path sees it.
@@ -92,11 +214,11 @@ pub(crate) struct RawEvent<'a> {
 }
 
 impl Buffers {
-    /// Buffers of at most `max_bytes` each.
+    /// Rings of `max_bytes` each.
     pub(crate) fn new(max_bytes: usize) -> Buffers {
         Buffers {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            slots: Mutex::new(Vec::new()),
+            rings: Mutex::new(Vec::new()),
             base: Instant::now(),
             max_bytes,
             wake_bytes: max_bytes / 8,
@@ -105,57 +227,84 @@ impl Buffers {
         }
     }
 
-    /// Appends a record to this thread's buffer; false if it is full or closed.
+    /// This thread's ring: made on its first record (or found again when the thread
+    /// recorded to another pipeline since, as tests running two edges do).
+    fn ring_of_thread(&self) -> Arc<Ring> {
+        let me = std::thread::current().id();
+        let mut rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = rings.iter().find(|r| r.owner == me) {
+            return r.clone();
+        }
+        let r = Arc::new(Ring::new(self.max_bytes));
+        rings.push(r.clone());
+        r
+    }
+
+    /// Appends a record to this thread's ring; false if it is full or closed.
     pub(crate) fn push(&self, r: &Record<'_>) -> bool {
         if self.closed.load(Ordering::Relaxed) {
             return false;
         }
-        SLOT.with(|cell| {
+        RING.with(|cell| {
             let mut cell = cell.borrow_mut();
-            if !matches!(&*cell, Some((id, _)) if *id == self.id) {
-                let slot = Arc::new(Mutex::new(Pending::default()));
-                self.slots
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(slot.clone());
-                *cell = Some((self.id, slot));
-            }
-            let Some((_, slot)) = cell.as_ref() else {
-                return false;
+            let ring = match &*cell {
+                Some((id, ring)) if *id == self.id => ring,
+                _ => &cell.insert((self.id, self.ring_of_thread())).1,
             };
-            let mut p = slot.lock().unwrap_or_else(|p| p.into_inner());
-            if !encode(&mut p.buf, r, self.base, self.max_bytes) {
-                return false;
-            }
-            p.count += 1;
-            if p.woken || p.buf.len() < self.wake_bytes {
-                return true;
-            }
-            p.woken = true;
-            drop(p);
-            self.wake.notify_one();
-            true
+            self.append(ring, r)
         })
     }
 
-    /// Swaps every thread's buffer with one from `spares` (or a new one); returns the
-    /// filled buffers.
-    pub(crate) fn take(&self, spares: &mut Vec<Vec<u8>>) -> Vec<Pending> {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut out = Vec::new();
-        for s in slots {
-            let mut p = s.lock().unwrap_or_else(|p| p.into_inner());
-            if p.count == 0 {
-                continue;
+    /// Owner only: `r` into `ring`, waking the batcher every `wake_bytes`.
+    fn append(&self, ring: &Ring, r: &Record<'_>) -> bool {
+        let (head, fields, len) = encode_head(r, self.base);
+        let need = 4 + len;
+        let cap = ring.cap();
+        let mut tail = ring.tail.0.load(Ordering::Relaxed);
+        let mut at = tail % cap;
+        // Back to the ring's start once the writer is two wake-ups into it and the
+        // reader has caught up, so that a steady flow reuses the same (cached) bytes
+        // instead of walking the whole ring. The skipped bytes count as used until
+        // the reader passes them, so the writer then has as much room as it had
+        // written in the lap; the reader is woken at once to pass them.
+        let rewind = at >= 2 * self.wake_bytes && ring.caught_up(tail);
+        let mut wake = false;
+        if rewind || cap - at < need {
+            if !ring.room(tail + (cap - at), need) {
+                return false;
             }
-            let fresh = Pending {
-                buf: spares.pop().unwrap_or_default(),
-                count: 0,
-                woken: false,
-            };
-            out.push(std::mem::replace(&mut *p, fresh));
+            tail = ring.skip_lap(tail);
+            at = 0;
+            wake = true;
+        } else if !ring.room(tail, need) {
+            return false;
         }
-        out
+        // SAFETY: owner only; `room` checked that `at..at + need` is free, and it lies
+        // within the ring (`cap - at >= need`).
+        unsafe {
+            let mut p = ring.ptr(at);
+            std::ptr::copy_nonoverlapping(head.as_ptr(), p, head.len());
+            p = p.add(head.len());
+            for f in fields {
+                std::ptr::copy_nonoverlapping(f.as_ptr(), p, f.len());
+                p = p.add(f.len());
+            }
+        }
+        let tail = tail + need;
+        ring.tail.0.store(tail, Ordering::Release);
+        if wake || tail - ring.woken_at.load(Ordering::Relaxed) >= self.wake_bytes {
+            ring.woken_at.store(tail, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    /// Calls `f` with the records the threads have written since the last call, in
+    /// runs of whole records (in order within a thread), giving each run's space
+    /// back once `f` returns; returns the bytes read.
+    pub(crate) fn drain(&self, mut f: impl FnMut(&[u8])) -> usize {
+        let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        rings.iter().map(|r| r.drain(&mut f)).sum()
     }
 
     /// Refuses further records.
@@ -164,17 +313,14 @@ impl Buffers {
     }
 }
 
-/// Appends `r` to `buf` unless that would take it past `max` bytes.
-fn encode(buf: &mut Vec<u8>, r: &Record<'_>, base: Instant, max: usize) -> bool {
+/// A record's header (length prefix, fixed part, the fields' lengths), its fields
+/// (cut to [`MAX_FIELD`]) and its length after the prefix.
+fn encode_head<'a>(r: &Record<'a>, base: Instant) -> ([u8; 4 + HEAD], [&'a [u8]; FIELDS], usize) {
     let start = r.start.saturating_duration_since(base);
     let start_ns = start.as_secs() * 1_000_000_000 + u64::from(start.subsec_nanos());
     let fields = r.fields.map(|f| &f[..f.len().min(MAX_FIELD)]);
-    // One header (fixed part and the eight lengths), then the fields back to back.
     let mut head = [0u8; 4 + HEAD];
     let len = HEAD + fields.iter().map(|f| f.len()).sum::<usize>();
-    if buf.len() + 4 + len > max {
-        return false;
-    }
     head[..4].copy_from_slice(&(len as u32).to_le_bytes());
     head[4..12].copy_from_slice(&start_ns.to_le_bytes());
     head[12..20].copy_from_slice(&r.dur_us.to_le_bytes());
@@ -189,17 +335,10 @@ fn encode(buf: &mut Vec<u8>, r: &Record<'_>, base: Instant, max: usize) -> bool 
     for (i, f) in fields.iter().enumerate() {
         head[50 + 2 * i..52 + 2 * i].copy_from_slice(&(f.len() as u16).to_le_bytes());
     }
-    buf.reserve(4 + len);
-    buf.extend_from_slice(&head);
-    for f in fields {
-        if !f.is_empty() {
-            buf.extend_from_slice(f);
-        }
-    }
-    true
+    (head, fields, len)
 }
 
-/// The records of a taken buffer, in order.
+/// The records of a run (see [`Buffers::drain`]), in order; stops at a [`WRAP`] mark.
 pub(crate) fn decode(buf: &[u8]) -> impl Iterator<Item = RawEvent<'_>> {
     let mut rest = buf;
     std::iter::from_fn(move || {
@@ -294,11 +433,10 @@ mod tests {
         assert!(b.push(&r2));
         assert!(woken(&b), "past an eighth: the batcher is woken");
         assert!(!b.push(&rec("203.0.113.9", b"/c")), "full");
-        let mut spares = Vec::new();
-        let taken = b.take(&mut spares);
-        assert_eq!(taken.len(), 1);
-        assert_eq!(taken[0].count, 2);
-        let evs: Vec<_> = decode(&taken[0].buf).collect();
+        let mut run = Vec::new();
+        let read = b.drain(|r| run.extend_from_slice(r));
+        assert_eq!(read, 112 + 1134);
+        let evs: Vec<_> = decode(&run).collect();
         assert_eq!(evs.len(), 2);
         assert_eq!(evs[0].peer, "203.0.113.9".parse::<IpAddr>().unwrap());
         assert_eq!(evs[1].peer, "2001:db8::1".parse::<IpAddr>().unwrap());
@@ -313,9 +451,82 @@ mod tests {
         assert_eq!(evs[0].referer, b"https://r.example/");
         assert_eq!(evs[1].user_agent.len(), MAX_FIELD);
         assert!(evs[0].start_ns < 10_000_000_000);
-        // Room again after the take.
+        // Room again after the drain: the writer goes back to the ring's start.
         assert!(b.push(&rec("203.0.113.9", b"/c")));
         b.close();
         assert!(!b.push(&rec("203.0.113.9", b"/d")));
+    }
+
+    #[test]
+    fn a_reader_on_another_thread_gets_every_accepted_record_in_order() {
+        // 64 KiB rings: records of 60 to 1,100 bytes wrap the ring many times, and a
+        // reader slower than the writer makes it find the ring full now and then.
+        let b = Arc::new(Buffers::new(64 << 10));
+        const N: u64 = 200_000;
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (b, done) = (b.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                loop {
+                    let finished = done.load(Ordering::Acquire);
+                    b.drain(|run| {
+                        for ev in decode(run) {
+                            let n: u64 = std::str::from_utf8(ev.path).unwrap().parse().unwrap();
+                            assert_eq!(ev.user_agent.len() as u64, n % 1000, "record {n}");
+                            assert_eq!(ev.bytes, n);
+                            seen.push(n);
+                        }
+                    });
+                    if finished {
+                        return seen;
+                    }
+                    if seen.len() % 7 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        };
+        let filler = vec![b'u'; 1000];
+        let mut full = 0u64;
+        let start = Instant::now();
+        for n in 0..N {
+            let path = n.to_string();
+            let rec = Record {
+                start,
+                dur_us: 1,
+                status: 200,
+                bytes: n,
+                version: 2,
+                tls: 0,
+                cache: 1,
+                peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                fields: [
+                    b"s",
+                    b"h",
+                    path.as_bytes(),
+                    b"",
+                    b"",
+                    &filler[..(n % 1000) as usize],
+                    b"",
+                    b"",
+                ],
+            };
+            // A full ring takes the record once the reader has made room.
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            while !b.push(&rec) {
+                full += 1;
+                assert!(Instant::now() < deadline, "record {n}: no room for 10 s");
+                std::thread::yield_now();
+            }
+        }
+        done.store(true, Ordering::Release);
+        let seen = reader.join().unwrap();
+        eprintln!("{full} pushes found the ring full");
+        assert_eq!(
+            seen,
+            (0..N).collect::<Vec<_>>(),
+            "every record, once, in order"
+        );
     }
 }

@@ -19,7 +19,7 @@ pub(crate) struct FileSink {
     cfg: FileSinkConfig,
     current: Option<Current>,
     /// The aligned copy of direct writes, kept across files.
-    staging: Vec<u8>,
+    staging: super::direct::Staging,
 }
 
 struct Current {
@@ -46,7 +46,7 @@ impl FileSink {
                 .collect(),
             cfg: cfg.clone(),
             current: None,
-            staging: Vec::new(),
+            staging: super::direct::Staging::new(),
         };
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();

@@ -61,38 +61,8 @@ mkdir -p "$OUT"
 bench_work
 
 
-# --- the site
-python3 "$ROOT/benches/edge/gen_files.py" "$WORK/site" >/dev/null
-DATA="$WORK/data"
-"$EDGE" add-site bench --host bench.test --data "$DATA" "$WORK/site" >/dev/null
-
-# --- the sinks, on the load core
-NATS_PORT=$(free_port)
-nice -n "$SINK_NICE" taskset -c "$LOAD_CPU" "$QPAGE_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
-NATS_PID=$!
-PIDS+=($!)
-start_clickhouse "$ROOT" nice -n "$SINK_NICE" taskset -c "$LOAD_CPU"
-CH_PID=${PIDS[-1]}
-
-config() { # mode
-  cat <<TOML
-listen = "127.0.0.1:$PORT"
-admin = "127.0.0.1:$ADMIN"
-data_dir = "$DATA"
-workers = 1
-[limits]
-max_connections_per_ip = 100000
-[events]
-enabled = $([[ $1 == off ]] && echo false || echo true)
-node_id = "bench"
-trusted_proxies = ["127.0.0.1"]
-[events.file]
-enabled = $([[ $1 == file ]] && echo true || echo false)
-TOML
-  [[ $1 == nats ]] && printf '[events.nats]\nurl = "nats://127.0.0.1:%s"\n' "$NATS_PORT"
-  [[ $1 == clickhouse ]] && printf '[events.clickhouse]\nurl = "http://127.0.0.1:%s"\n' "$CH_PORT"
-  true
-}
+. "$HERE/common.sh"
+events_setup
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
@@ -109,13 +79,9 @@ core_jiffies() { # cpu -> "busy total" jiffies of that core, from /proc/stat
 busy_pct() { # "b0 t0" "b1 t1"
   awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", (t > 0 ? (y[1] - x[1]) * 100 / t : 0) }'
 }
-sink_pid() { case $1 in nats) echo "$NATS_PID" ;; clickhouse) echo "$CH_PID" ;; *) echo "" ;; esac; }
 sink_ticks() { [[ -n $1 ]] && cpu_ticks "$1" || echo 0; }
 per_req() { awk -v d="$1" -v t="$TICK" -v r="$2" 'BEGIN { printf "%.2f", d / t * 1e6 / r }'; }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print "nan" }'; }
-metric() { # name{labels}
-  curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'
-}
 
 HDRS=(-s "$HERE/clients.lua")
 [[ -n "${DELAY_MS:-}" ]] && export EVENTS_DELAY_MS=$DELAY_MS
@@ -127,7 +93,7 @@ for round in $(seq 1 "$ROUNDS"); do
   n=${#MODES[@]}
   order=("${MODES[@]:$((round % n))}" "${MODES[@]:0:$((round % n))}")
   for mode in "${order[@]}"; do
-    config "$mode" >"$WORK/edge.toml"
+    config "$mode" "$PORT" "$ADMIN" >"$WORK/edge.toml"
     rm -rf "$DATA/events"
     taskset -c "$SERVER_CPU" "$EDGE" serve --config "$WORK/edge.toml" >"$WORK/edge-$mode.log" 2>&1 &
     pid=$!
@@ -152,13 +118,7 @@ for round in $(seq 1 "$ROUNDS"); do
     ucpu=$(per_req $((uafter - ubefore)) "$reqs")
     ecpu=$(per_req $((eafter - ebefore)) "$reqs")
     scpu=$(per_req $((safter - sbefore)) "$reqs")
-    emitted=$(metric qpage_events_emitted_total)
-    case $mode in
-      off) delivered=0; dropped=0 ;;
-      *) delivered=$(metric "qpage_events_delivered_total{sink=\"$mode\"}")
-         q=$(metric 'qpage_events_dropped_total{sink="queue"}'); s=$(metric "qpage_events_dropped_total{sink=\"$mode\"}")
-         dropped=$((q + s)) ;;
-    esac
+    read -r emitted delivered dropped < <(event_counts "$mode" "$ADMIN")
     kill "$pid"; wait "$pid" 2>/dev/null || true
     echo -e "$round\t$mode\t$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$emitted\t$delivered\t$dropped\t$ucpu\t$ecpu\t$scpu\t$(busy_pct "$c0" "$c1")\t$(busy_pct "$l0" "$l1")" | tee -a "$OUT/results.tsv"
   done

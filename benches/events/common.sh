@@ -1,0 +1,58 @@
+# Setup shared by the events benchmarks (sourced by run.sh and paired.sh, after
+# benches/lib.sh's bench_work; uses ROOT, EDGE, WORK, LOAD_CPU and SINK_NICE).
+
+# events_setup: the benchmark's site in DATA, and nats-server (NATS_PORT, NATS_PID) and
+# ClickHouse (CH_PORT, CH_PID) started on the load core.
+events_setup() {
+  python3 "$ROOT/benches/edge/gen_files.py" "$WORK/site" >/dev/null
+  DATA="$WORK/data"
+  "$EDGE" add-site bench --host bench.test --data "$DATA" "$WORK/site" >/dev/null
+  NATS_PORT=$(free_port)
+  nice -n "$SINK_NICE" taskset -c "$LOAD_CPU" "$QPAGE_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
+  NATS_PID=$!
+  PIDS+=($!)
+  start_clickhouse "$ROOT" nice -n "$SINK_NICE" taskset -c "$LOAD_CPU"
+  CH_PID=${PIDS[-1]}
+}
+
+# config MODE PORT ADMIN: the edge's configuration for events MODE (off, file, nats,
+# clickhouse), one worker thread, listening on PORT with its admin listener on ADMIN.
+config() {
+  cat <<TOML
+listen = "127.0.0.1:$2"
+admin = "127.0.0.1:$3"
+data_dir = "$DATA"
+workers = 1
+[limits]
+max_connections_per_ip = 100000
+[events]
+enabled = $([[ $1 == off ]] && echo false || echo true)
+node_id = "bench"
+trusted_proxies = ["127.0.0.1"]
+[events.file]
+enabled = $([[ $1 == file ]] && echo true || echo false)
+TOML
+  [[ $1 == nats ]] && printf '[events.nats]\nurl = "nats://127.0.0.1:%s"\n' "$NATS_PORT"
+  [[ $1 == clickhouse ]] && printf '[events.clickhouse]\nurl = "http://127.0.0.1:%s"\n' "$CH_PORT"
+  true
+}
+
+# metric ADMIN NAME{labels}: one value of the edge's /metrics on admin port ADMIN.
+metric() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'
+}
+
+# sink_pid MODE: the sink process of MODE (empty for off and file).
+sink_pid() { case $1 in nats) echo "$NATS_PID" ;; clickhouse) echo "$CH_PID" ;; *) echo "" ;; esac; }
+
+# event_counts MODE ADMIN: "emitted delivered dropped" from an edge's /metrics.
+event_counts() {
+  local emitted delivered q s
+  emitted=$(metric "$2" qpage_events_emitted_total)
+  case $1 in
+    off) echo "${emitted:-0} 0 0" ;;
+    *) delivered=$(metric "$2" "qpage_events_delivered_total{sink=\"$1\"}")
+       q=$(metric "$2" 'qpage_events_dropped_total{sink="queue"}'); s=$(metric "$2" "qpage_events_dropped_total{sink=\"$1\"}")
+       echo "$emitted $delivered $((q + s))" ;;
+  esac
+}

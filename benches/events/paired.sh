@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Cost of access events, measured in pairs: an edge with events off and an edge with
+# events on (files, NATS or ClickHouse) run at the same time on the same core, each in
+# a CPU cgroup of its own with equal weight, each loaded by its own pipelined wrk on
+# the other core. Both edges see the same machine at every moment, which run.sh's
+# one-after-the-other runs cannot give on a shared VM: there the same configuration
+# moves by 10-20% from one run to the next (the host), more than the effect measured.
+#
+# Per pair: each edge's CPU time (the sum of its threads' run time from
+# /proc/PID/task/*/schedstat, nanoseconds, the events thread included) divided by the
+# requests its wrk completed. The cost of events is the ratio of the two, per round;
+# the report gives its median and range over the rounds. Both edges are saturated
+# (pipelined requests), so the ratio of their request rates says the same with more
+# noise (it also moves with how the scheduler splits the core). After each pair the
+# events edge's /metrics must show every request emitted and delivered, none dropped.
+#
+# The edges share the core's caches, and one's misses are partly caused by the other:
+# the events' extra memory traffic slows the `off` edge a little too, so this method
+# can understate their cost somewhat; run.sh (the edge alone on its core) is the
+# complement. An `off`/`off` pair (MODES=off) measures the method's own spread.
+#
+# Usage: benches/events/paired.sh            (from the repository root, as root: it
+#        makes two cgroups under /sys/fs/cgroup)
+# Env:   ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 MODES="file nats clickhouse"
+#        OUT=target/bench-events-paired SKIP_BUILD=1 EDGE=<binary> EDGE_OFF=<binary>
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$ROOT/benches/events"
+ROUNDS=${ROUNDS:-10}
+DURATION=${DURATION:-4}
+CONNS=${CONNS:-32}
+PIPELINE=${PIPELINE:-16}
+OUT=${OUT:-$ROOT/target/bench-events-paired}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+SINK_NICE=0
+MODES=(${MODES:-file nats clickhouse})
+
+cd "$ROOT"
+. scripts/lib.sh
+need_deb wrk wrk
+need_deb clickhouse-server clickhouse-server
+need_nats_server
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ -z "${SKIP_BUILD:-}" ]] && cargo build --release -p qpage-edge --example edge-serve
+EDGE=${EDGE:-"$TARGET/release/examples/edge-serve"}
+EDGE_OFF=${EDGE_OFF:-$EDGE}
+
+# Two CPU cgroups of equal weight: cgroup v2 (cpu controller enabled for the root's
+# children) or v1's cpu hierarchy.
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+  CG=/sys/fs/cgroup
+  grep -qw cpu "$CG/cgroup.subtree_control" || echo +cpu >"$CG/cgroup.subtree_control"
+elif [[ -d /sys/fs/cgroup/cpu ]]; then
+  CG=/sys/fs/cgroup/cpu
+else
+  echo "paired.sh: no CPU cgroup controller found under /sys/fs/cgroup" >&2
+  exit 1
+fi
+mkdir -p "$CG/qpage-bench-a" "$CG/qpage-bench-b" || {
+  echo "paired.sh: cannot make cgroups under $CG (run as root)" >&2
+  exit 1
+}
+into_cgroup() { echo "$1" >"$CG/$2/cgroup.procs"; } # pid cgroup: all its threads
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+. "$ROOT/benches/lib.sh"
+bench_work
+. "$HERE/common.sh"
+events_setup
+
+run_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
+start_edge() { # binary mode port admin cgroup -> pid
+  config "$2" "$3" "$4" >"$WORK/edge-$2-$3.toml"
+  taskset -c "$SERVER_CPU" "$1" serve --config "$WORK/edge-$2-$3.toml" >"$WORK/edge-$2-$3.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 1 200); do curl -sf -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$3/small.html" && break; sleep 0.05; done
+  into_cgroup "$pid" "$5"
+  echo "$pid"
+}
+
+export EVENTS_PIPELINE=$PIPELINE
+echo -e "round\tmode\toff_rps\tmode_rps\toff_ns_per_req\tmode_ns_per_req\tcpu_ratio\trate_ratio\temitted\tdelivered\tdropped" >"$OUT/results.tsv"
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in "${MODES[@]}"; do
+    rm -rf "$DATA/events"
+    pa=$(start_edge "$EDGE_OFF" off 18470 19470 qpage-bench-a)
+    pb=$(start_edge "$EDGE" "$mode" 18471 19471 qpage-bench-b)
+    warm=()
+    for p in 18470 18471; do
+      taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -s "$HERE/clients.lua" "http://127.0.0.1:$p/small.html" >/dev/null &
+      warm+=($!)
+    done
+    wait "${warm[@]}"
+    a0=$(run_ns "$pa"); b0=$(run_ns "$pb")
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$HERE/clients.lua" "http://127.0.0.1:18470/small.html" >"$OUT/wrk-$round-$mode-off.txt" &
+    wa=$!
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$HERE/clients.lua" "http://127.0.0.1:18471/small.html" >"$OUT/wrk-$round-$mode.txt" &
+    wb=$!
+    wait "$wa" "$wb"
+    a1=$(run_ns "$pa"); b1=$(run_ns "$pb")
+    sleep 1 # the batcher's last tick and deliveries
+    ra=$(awk '/requests in/ {print $1}' "$OUT/wrk-$round-$mode-off.txt")
+    rb=$(awk '/requests in/ {print $1}' "$OUT/wrk-$round-$mode.txt")
+    read -r emitted delivered dropped < <(event_counts "$mode" 19471)
+    kill "$pa" "$pb"; wait "$pa" "$pb" 2>/dev/null || true
+    python3 - "$round" "$mode" "$ra" "$rb" "$((a1 - a0))" "$((b1 - b0))" "$DURATION" "$emitted" "$delivered" "$dropped" <<'PY' | tee -a "$OUT/results.tsv"
+import sys
+r, m, ra, rb, na, nb, d, em, de, dr = sys.argv[1:]
+ra, rb, na, nb, d = int(ra), int(rb), int(na), int(nb), float(d)
+ca, cb = na / ra, nb / rb
+print(f"{r}\t{m}\t{ra / d:.0f}\t{rb / d:.0f}\t{ca:.0f}\t{cb:.0f}\t{cb / ca:.4f}\t{rb / ra:.4f}\t{em}\t{de}\t{dr}")
+PY
+  done
+done
+python3 - "$OUT/results.tsv" <<'PY' | tee "$OUT/summary.md"
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+print("| events | pairs | CPU per request vs off: median (min-max) | request rate vs off: median (min-max) | off ns/req | events ns/req | emitted = delivered, 0 dropped |")
+print("|---|---|---|---|---|---|---|")
+for m in dict.fromkeys(r["mode"] for r in rows):
+    rs = [r for r in rows if r["mode"] == m]
+    cpu = [float(r["cpu_ratio"]) for r in rs]
+    rate = [float(r["rate_ratio"]) for r in rs]
+    ok = all(m == "off" or (r["emitted"] == r["delivered"] and r["dropped"] == "0") for r in rs)
+    pct = lambda v: f"{(v - 1) * 100:+.1f}%"
+    print(f"| {m} | {len(rs)} | {pct(statistics.median(cpu))} ({pct(min(cpu))}..{pct(max(cpu))}) "
+          f"| {pct(statistics.median(rate))} ({pct(min(rate))}..{pct(max(rate))}) "
+          f"| {statistics.median(float(r['off_ns_per_req']) for r in rs):.0f} "
+          f"| {statistics.median(float(r['mode_ns_per_req']) for r in rs):.0f} | {'yes' if ok else 'NO'} |")
+PY
+rmdir "$CG/qpage-bench-a" "$CG/qpage-bench-b" 2>/dev/null || true

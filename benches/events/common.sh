@@ -1,5 +1,18 @@
-# Setup shared by the events benchmarks (sourced by run.sh and paired.sh, after
-# benches/lib.sh's bench_work; uses ROOT, EDGE, WORK, LOAD_CPU and SINK_NICE).
+# Setup shared by the events benchmarks (sourced by run.sh and paired.sh; uses ROOT,
+# and after benches/lib.sh's bench_work, EDGE, WORK, LOAD_CPU and SINK_NICE).
+
+# events_tools: wrk, ClickHouse and nats-server installed, the edge built (unless
+# SKIP_BUILD is set) and EDGE set to it (unless given).
+events_tools() {
+  cd "$ROOT"
+  . scripts/lib.sh
+  need_deb wrk wrk
+  need_deb clickhouse-server clickhouse-server
+  need_nats_server
+  local target=${CARGO_TARGET_DIR:-$ROOT/target}
+  [[ -z "${SKIP_BUILD:-}" ]] && cargo build --release -p qpage-edge --example edge-serve
+  EDGE=${EDGE:-"$target/release/examples/edge-serve"}
+}
 
 # events_setup: the benchmark's site in DATA, and nats-server (NATS_PORT, NATS_PID) and
 # ClickHouse (CH_PORT, CH_PID) started on the load core.

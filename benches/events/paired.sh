@@ -37,14 +37,8 @@ LOAD_CPU=${LOAD_CPU:-1}
 SINK_NICE=0
 MODES=(${MODES:-file nats clickhouse})
 
-cd "$ROOT"
-. scripts/lib.sh
-need_deb wrk wrk
-need_deb clickhouse-server clickhouse-server
-need_nats_server
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-[[ -z "${SKIP_BUILD:-}" ]] && cargo build --release -p qpage-edge --example edge-serve
-EDGE=${EDGE:-"$TARGET/release/examples/edge-serve"}
+. "$HERE/common.sh"
+events_tools
 EDGE_OFF=${EDGE_OFF:-$EDGE}
 
 # Two CPU cgroups of equal weight: cgroup v2 (cpu controller enabled for the root's
@@ -68,7 +62,6 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 . "$ROOT/benches/lib.sh"
 bench_work
-. "$HERE/common.sh"
 events_setup
 
 run_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }

@@ -46,14 +46,8 @@ TICK=$(getconf CLK_TCK)
 PORT=18480
 ADMIN=19480
 
-cd "$ROOT"
-. scripts/lib.sh
-need_deb wrk wrk
-need_deb clickhouse-server clickhouse-server
-need_nats_server
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-[[ -z "${SKIP_BUILD:-}" ]] && cargo build --release -p qpage-edge --example edge-serve
-EDGE=${EDGE:-"$TARGET/release/examples/edge-serve"}
+. "$HERE/common.sh"
+events_tools
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -61,7 +55,6 @@ mkdir -p "$OUT"
 bench_work
 
 
-. "$HERE/common.sh"
 events_setup
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

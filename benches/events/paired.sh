@@ -17,11 +17,11 @@
 # The edges share the core's caches, and one's misses are partly caused by the other:
 # the events' extra memory traffic slows the `off` edge a little too, so this method
 # can understate their cost somewhat; run.sh (the edge alone on its core) is the
-# complement. An `off`/`off` pair (MODES=off) measures the method's own spread.
+# complement. The `off`/`off` pair (mode off) measures the method's own spread.
 #
 # Usage: benches/events/paired.sh            (from the repository root, as root: it
 #        makes two cgroups under /sys/fs/cgroup)
-# Env:   ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 MODES="file nats clickhouse"
+# Env:   ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 MODES="off file nats clickhouse"
 #        OUT=target/bench-events-paired SKIP_BUILD=1 EDGE=<binary> EDGE_OFF=<binary>
 set -euo pipefail
 
@@ -35,7 +35,7 @@ OUT=${OUT:-$ROOT/target/bench-events-paired}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SINK_NICE=0
-MODES=(${MODES:-file nats clickhouse})
+MODES=(${MODES:-off file nats clickhouse})
 
 . "$HERE/common.sh"
 events_tools

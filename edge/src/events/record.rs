@@ -8,9 +8,10 @@
 //! system call. A ring holds at most `queue_max_bytes`: beyond, the event is dropped
 //! and counted. Every eighth of that written wakes the batcher, so at high request
 //! rates it drains the rings long before they are full instead of waiting for its
-//! timer; and once the writer is a quarter into the ring and the reader close behind,
+//! timer; and once the writer is a quarter into the ring and the reader has caught up,
 //! the writer goes back to the ring's start, so that at a steady rate only the ring's
-//! first quarter is in use (and in the caches).
+//! first quarter or so is in use (the same memory, warm in the caches, instead of all
+//! of it in turn).
 //!
 //! Request values are copied, not referenced: a header value from hyper shares the
 //! connection's read buffer, and holding it until the batcher runs would keep hyper

@@ -1,8 +1,8 @@
 //! The events thread: a single-threaded runtime running the batcher and one worker
-//! per sink. The batcher wakes every `flush_interval_ms`, or sooner when a request
-//! finds its thread's buffer an eighth full (see [`super::record`]), takes what the
-//! requests queued, encodes it in batches of at most `batch_max_events` and pushes
-//! each batch to every sink's queue.
+//! per sink. The batcher wakes every `flush_interval_ms`, or sooner when a thread has
+//! written an eighth of its ring (see [`super::record`]), reads what the requests
+//! queued, encodes it in batches of at most `batch_max_events` and pushes each batch
+//! to every sink's queue.
 //! A worker delivers its queue in order, retrying a failed batch with backoff while
 //! later batches pile up in memory and then in the spool. At shutdown the batcher
 //! takes the last events, the workers deliver what they can within a grace period,

@@ -16,8 +16,8 @@ pub struct EventsConfig {
     pub node_id: String,
     /// Bytes of events waiting for the batcher, per worker thread (an event takes
     /// about 70 bytes plus its path, host, user agent, referrer and content type); a
-    /// request finding its thread's buffer full drops its event (counted) instead of
-    /// waiting. The batcher is woken when a buffer passes an eighth of this.
+    /// request finding its thread's ring full drops its event (counted) instead of
+    /// waiting. The batcher is woken each time a thread has written an eighth of this.
     pub queue_max_bytes: usize,
     /// How often the batcher takes the queued events, in milliseconds.
     pub flush_interval_ms: u64,

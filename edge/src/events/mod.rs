@@ -1,10 +1,10 @@
 //! Access events: one compact record per request served, for the analytics pipeline
 //! (schema in docs/events.md).
 //!
-//! The request path only copies a few values into its thread's buffer ([`record`]) —
-//! no formatting, no allocation, no channel, no system call; a full buffer drops the
-//! event and counts it, so a request never waits. One OS thread (`qpage-events`) owns
-//! the rest: the batcher ([`batcher`]) takes the buffers every `flush_interval_ms`,
+//! The request path only copies a few values into its thread's ring ([`record`]) —
+//! no formatting, no allocation, no lock, no channel, no system call; a full ring drops
+//! the event and counts it, so a request never waits. One OS thread (`qpage-events`)
+//! owns the rest: the batcher ([`batcher`]) reads the rings every `flush_interval_ms`,
 //! derives what the request path skipped (client address behind trusted proxies,
 //! visitor hash, user-agent class, referrer host; [`derive`], [`visitor`]), encodes
 //! NDJSON into one buffer ([`encode`]) and hands each batch to every sink's queue

@@ -90,22 +90,20 @@ impl Ring {
     /// reader's position if the cached one says no).
     fn room(&self, to: usize, need: usize) -> bool {
         let cap = self.cap();
-        if to + need - self.seen_head.load(Ordering::Relaxed) <= cap {
-            return true;
-        }
-        let head = self.head.0.load(Ordering::Acquire);
-        self.seen_head.store(head, Ordering::Relaxed);
-        to + need - head <= cap
+        to + need - self.seen_head.load(Ordering::Relaxed) <= cap
+            || to + need - self.refresh_head() <= cap
     }
 
     /// Owner only: whether the reader has read everything up to `tail`.
     fn caught_up(&self, tail: usize) -> bool {
-        if self.seen_head.load(Ordering::Relaxed) == tail {
-            return true;
-        }
+        self.seen_head.load(Ordering::Relaxed) == tail || self.refresh_head() == tail
+    }
+
+    /// Owner only: the reader's position, read afresh and kept in `seen_head`.
+    fn refresh_head(&self) -> usize {
         let head = self.head.0.load(Ordering::Acquire);
         self.seen_head.store(head, Ordering::Relaxed);
-        head == tail
+        head
     }
 
     /// Owner only: marks the rest of the lap from `tail` unused; returns the next

@@ -54,15 +54,23 @@ PY
   curl -sf "http://127.0.0.1:$CH_PORT/" --data-binary @"$WORK/ddl.sql"
 }
 
-# nginx_static_conf FILE SITE PORT MASTER [SERVER_LINES]: writes the tuned nginx of the
-# edge benchmarks to FILE (one worker, sendfile, tcp_nopush, open_file_cache,
-# gzip_static + brotli_static, access_log off), serving SITE on 127.0.0.1:PORT, with its
-# pid, error log and temp files beside FILE. MASTER "off" runs it as one process (under
-# valgrind); SERVER_LINES go inside the server block (e.g. add_header lines).
+# nginx_static_conf FILE SITE LISTEN MASTER [SERVER_LINES] [PRECOMPRESSED]: writes the
+# tuned nginx of the benchmarks to FILE (one worker, sendfile, tcp_nopush,
+# open_file_cache, access_log off), serving SITE on 127.0.0.1:LISTEN (a port, optionally
+# followed by listen flags such as "18444 ssl http2"), with its pid, error log and temp
+# files beside FILE. MASTER "off" runs it as one process (under valgrind); SERVER_LINES go
+# inside the server block (add_header lines, ssl_certificate ...). PRECOMPRESSED "on"
+# (the default) serves .gz/.br sidecar files (gzip_static + brotli_static, which needs
+# Debian's libnginx-mod-http-brotli-static); "off" leaves both out.
 nginx_static_conf() {
-  local file=$1 site=$2 port=$3 master=$4 extra=${5:-}
-  local dir
+  local file=$1 site=$2 listen=$3 master=$4 extra=${5:-} precompressed=${6:-on}
+  local dir module="" statics=""
   dir=$(dirname "$file")
+  if [[ $precompressed == on ]]; then
+    module="load_module /usr/lib/nginx/modules/ngx_http_brotli_static_module.so;"
+    statics="gzip_static on;
+  brotli_static on;"
+  fi
   cat >"$file" <<NGINX
 user root;
 worker_processes 1;
@@ -70,7 +78,7 @@ master_process $master;
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/nginx-error.log error;
-load_module /usr/lib/nginx/modules/ngx_http_brotli_static_module.so;
+$module
 events { worker_connections 4096; }
 http {
   include /etc/nginx/mime.types;
@@ -81,11 +89,10 @@ http {
   keepalive_requests 10000000;
   open_file_cache max=10000 inactive=60s;
   open_file_cache_valid 60s;
-  gzip_static on;
-  brotli_static on;
+  $statics
   client_body_temp_path $dir/nginx-tmp;
   server {
-    listen 127.0.0.1:$port;
+    listen 127.0.0.1:$listen;
     root $site;
 $extra
   }

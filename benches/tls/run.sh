@@ -89,32 +89,12 @@ TOML
   echo "$WORK/edge-$(basename "$data")-$resume.toml"
 }
 
-cat > "$WORK/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log error;
-events { worker_connections 4096; }
-http {
-  include /etc/nginx/mime.types;
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  tcp_nodelay on;
-  keepalive_requests 10000000;
-  open_file_cache max=10000 inactive=60s;
-  client_body_temp_path $WORK/nginx-tmp;
-  ssl_protocols TLSv1.2 TLSv1.3;
-  ssl_session_cache shared:SSL:50m;
-  server {
-    listen 127.0.0.1:18444 ssl http2;
-    ssl_certificate $WORK/gen/bench.crt;
+# The edge benchmarks' nginx, on TLS, without precompressed sidecars (qpage compresses
+# nothing here either).
+nginx_static_conf "$WORK/nginx.conf" "$WORK/site" "18444 ssl http2" on "    ssl_certificate $WORK/gen/bench.crt;
     ssl_certificate_key $WORK/gen/bench.key;
-    root $WORK/site;
-  }
-}
-NGINX
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:50m;" off
 
 wait_port() {
   for _ in $(seq 1 400); do

@@ -433,8 +433,6 @@ struct StallTimeout {
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     total: Option<Duration>,
     busy: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// A zero-copy response corked the socket; the flush that completes it uncorks.
-    corked: bool,
 }
 
 impl StallTimeout {
@@ -445,7 +443,6 @@ impl StallTimeout {
             deadline: None,
             total: None,
             busy: None,
-            corked: false,
         }
     }
 
@@ -518,8 +515,7 @@ impl AsyncWrite for StallTimeout {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        let r = match crate::zerocopy::poll_write(&this.inner, cx, bufs, &mut this.corked) {
+        let r = match crate::zerocopy::poll_write(&self.inner, cx, bufs) {
             Some(r) => r,
             None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
         };
@@ -533,11 +529,6 @@ impl AsyncWrite for StallTimeout {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_flush(cx);
         let r = self.on_write(cx, r);
-        if self.corked {
-            // The response is complete: send its last partial segment now.
-            crate::zerocopy::uncork(&self.inner);
-            self.corked = false;
-        }
         if matches!(r, Poll::Ready(Ok(()))) {
             // Everything written so far is out: the next write starts a new response.
             self.busy = None;

@@ -116,19 +116,11 @@ fn lookup(slice: &[u8]) -> Option<(i32, usize)> {
 
 /// Writes `bufs` to `stream`, sending a file-backed slice with `sendfile`. `None` when
 /// no slice is file-backed: the caller writes them as usual.
-///
-/// The first such write of a response corks the socket (`TCP_CORK`, as nginx's
-/// `tcp_nopush`) and sets `*corked`; the caller uncorks with [`uncork`] once the
-/// response is complete (at its flush). Until then the kernel sends only full
-/// segments, even when the client's acknowledgements arrive between `sendfile`'s
-/// internal 64 KiB steps: without the cork those flush each step's partial segment,
-/// and a 200 KiB answer left in 5-7 packets instead of 4.
 #[cfg(target_os = "linux")]
 pub(crate) fn poll_write(
     stream: &tokio::net::TcpStream,
     cx: &mut Context<'_>,
     bufs: &[io::IoSlice<'_>],
-    corked: &mut bool,
 ) -> Option<Poll<io::Result<usize>>> {
     use std::os::fd::AsRawFd;
     use tokio::io::Interest;
@@ -141,10 +133,6 @@ pub(crate) fn poll_write(
     let head = &bufs[..i];
     let head_len: usize = head.iter().map(|b| b.len()).sum();
     let body_len = bufs[i].len();
-    if !*corked {
-        set_cork(sock, 1);
-        *corked = true;
-    }
     Some(loop {
         match stream.poll_write_ready(cx) {
             Poll::Pending => break Poll::Pending,
@@ -154,6 +142,7 @@ pub(crate) fn poll_write(
         let r = stream.try_io(Interest::WRITABLE, || {
             let mut sent = 0usize;
             if head_len > 0 {
+                // The head goes out with MSG_MORE so it shares a packet with the body.
                 let msg = libc::msghdr {
                     msg_name: std::ptr::null_mut(),
                     msg_namelen: 0,
@@ -164,7 +153,7 @@ pub(crate) fn poll_write(
                     msg_flags: 0,
                 };
                 // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive the call.
-                let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+                let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) };
                 if n < 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -202,37 +191,11 @@ pub(crate) fn poll_write(
     })
 }
 
-/// Ends the cork set by [`poll_write`], which sends the last partial segment.
-#[cfg(target_os = "linux")]
-pub(crate) fn uncork(stream: &tokio::net::TcpStream) {
-    use std::os::fd::AsRawFd;
-    set_cork(stream.as_raw_fd(), 0);
-}
-
-/// Sets `TCP_CORK`; a failure (the socket is closing) only costs the coalescing.
-#[cfg(target_os = "linux")]
-fn set_cork(sock: i32, on: libc::c_int) {
-    // SAFETY: `sock` is an open socket; the option value is a c_int that outlives the call.
-    unsafe {
-        libc::setsockopt(
-            sock,
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn poll_write(
     _stream: &tokio::net::TcpStream,
     _cx: &mut Context<'_>,
     _bufs: &[io::IoSlice<'_>],
-    _corked: &mut bool,
 ) -> Option<Poll<io::Result<usize>>> {
     None
 }
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn uncork(_stream: &tokio::net::TcpStream) {}

@@ -12,6 +12,33 @@ bench_cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
+  if [[ -n "${SAVED_TCP_RMEM:-}" ]]; then
+    sysctl -q -w net.ipv4.tcp_rmem="$SAVED_TCP_RMEM" || true
+  fi
+}
+
+# client_rmem BYTES: every new TCP socket starts with a receive buffer of BYTES (the
+# middle value of net.ipv4.tcp_rmem) until the script exits, when the machine's value
+# is put back. Linux sizes a socket's receive buffer by how fast its reader drained it
+# in its first round trips; under wrk, some of its 32 sockets settle below one 200 KiB
+# response (~206 KB against 600 KB-1.1 MB for the rest), stall on a zero window, and
+# the rest of each response is then pushed from wrk's core when wrk's window update
+# reaches the server, which makes whole runs slower for one server or another
+# (docs/benchmarks.md, "The client's receive buffer"). A fixed starting size removes
+# that from the comparison; it applies to every server alike. BYTES=0 leaves the
+# machine's setting.
+client_rmem() {
+  local want=$1 cur lo mid hi
+  [[ "$want" == 0 ]] && return 0
+  cur=$(sysctl -n net.ipv4.tcp_rmem | tr -s '[:space:]' ' ')
+  read -r lo mid hi <<<"$cur"
+  [[ "$mid" == "$want" ]] && return 0
+  (( hi < want )) && hi=$want
+  if sysctl -q -w net.ipv4.tcp_rmem="$lo $want $hi" 2>/dev/null; then
+    SAVED_TCP_RMEM=$cur
+  else
+    echo "cannot set net.ipv4.tcp_rmem (needs root): the client's receive buffers stay autotuned from $mid bytes" >&2
+  fi
 }
 
 # free_port: a free TCP port on the loopback interface.

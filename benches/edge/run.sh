@@ -18,6 +18,9 @@
 #        EVENTS=1: keep qpage's access events on (off by default here, as nginx runs
 #        with access_log off).
 #        QPAGE=target/release/qpage SWS=static-web-server SKIP_BUILD=1 SKIP_INSTALL=1
+#        CLIENT_RMEM=1048576: starting receive buffer of every TCP socket during the run
+#        (net.ipv4.tcp_rmem's middle value, restored at exit; see client_rmem in
+#        benches/lib.sh); 0 keeps the machine's autotuned default.
 #        EDGE_ONLY=1: build and run edge/examples/edge-serve.rs (the same library calls as
 #        `qpage edge add-site` / `qpage edge serve`, without compiling the generator).
 set -euo pipefail
@@ -59,6 +62,8 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 . "$ROOT/benches/lib.sh"
 bench_work
+client_rmem "${CLIENT_RMEM:-1048576}"
+echo "net.ipv4.tcp_rmem during the run: $(sysctl -n net.ipv4.tcp_rmem | tr -s '[:space:]' ' ')" | tee "$OUT/settings.txt"
 
 # --- the files, imported into qpage; peers get the same bytes (and qpage's .br/.gz as sidecars)
 SITE="$WORK/site"

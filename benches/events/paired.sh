@@ -23,6 +23,7 @@
 #        makes two cgroups under /sys/fs/cgroup)
 # Env:   ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 MODES="off file nats clickhouse"
 #        OUT=target/bench-events-paired SKIP_BUILD=1 EDGE=<binary> EDGE_OFF=<binary>
+#        CLIENT_RMEM=1048576 (starting TCP receive buffer during the run, see benches/lib.sh; 0 = the machine's)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -62,6 +63,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 . "$ROOT/benches/lib.sh"
 bench_work
+client_rmem "${CLIENT_RMEM:-1048576}"
 events_setup
 
 run_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }

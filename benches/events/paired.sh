@@ -42,17 +42,11 @@ MODES=(${MODES:-off file nats clickhouse})
 events_tools
 EDGE_OFF=${EDGE_OFF:-$EDGE}
 
-# Two CPU cgroups of equal weight: cgroup v2 (cpu controller enabled for the root's
-# children) or v1's cpu hierarchy.
-if [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
-  CG=/sys/fs/cgroup
-  grep -qw cpu "$CG/cgroup.subtree_control" || echo +cpu >"$CG/cgroup.subtree_control"
-elif [[ -d /sys/fs/cgroup/cpu ]]; then
-  CG=/sys/fs/cgroup/cpu
-else
-  echo "paired.sh: no CPU cgroup controller found under /sys/fs/cgroup" >&2
-  exit 1
-fi
+. "$ROOT/benches/lib.sh"
+
+# Two CPU cgroups of equal weight.
+cpu_cgroup_root || exit 1
+CG=$CPU_CG_ROOT
 mkdir -p "$CG/qpage-bench-a" "$CG/qpage-bench-b" || {
   echo "paired.sh: cannot make cgroups under $CG (run as root)" >&2
   exit 1
@@ -61,7 +55,6 @@ into_cgroup() { echo "$1" >"$CG/$2/cgroup.procs"; } # pid cgroup: all its thread
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-. "$ROOT/benches/lib.sh"
 bench_work
 client_rmem "${CLIENT_RMEM:-1048576}"
 events_setup

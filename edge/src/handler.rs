@@ -60,7 +60,9 @@ pub(crate) async fn handle<B: 'static>(
     conn: ConnInfo,
 ) -> Response<Body> {
     let start = Instant::now();
-    let (class, site, Reply { resp, cache }) = route_and_serve(&req, &shared).await;
+    let forwarded = shared.events.as_ref().is_some_and(|e| e.keeps_forwarded());
+    let wanted = Wanted::scan(req.headers(), forwarded);
+    let (class, site, Reply { resp, cache }) = route_and_serve(&req, &wanted, &shared).await;
     let bytes = if req.method() == Method::HEAD {
         0
     } else {
@@ -85,7 +87,7 @@ pub(crate) async fn handle<B: 'static>(
                     .and_then(|w| w.content_type.as_ref())
             }),
         };
-        ev.emit(&req, &conn, served);
+        ev.emit(&req, &conn, &wanted.event, served);
     }
     resp
 }
@@ -109,9 +111,11 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 
 /// The request headers the handler reads, found in one pass over the map: a request
 /// carries a handful of headers, and walking them is cheaper than a hashed lookup per
-/// name. The first value of each wins, as `HeaderMap::get` would give.
+/// name. The first value of each wins, as `HeaderMap::get` would give. The same pass
+/// finds what an access event keeps.
 #[derive(Default)]
 struct Wanted<'a> {
+    event: events::EventHeaders<'a>,
     host: Option<&'a HeaderValue>,
     content_length: Option<&'a HeaderValue>,
     transfer_encoding: bool,
@@ -123,13 +127,19 @@ struct Wanted<'a> {
 }
 
 impl<'a> Wanted<'a> {
-    fn scan(headers: &'a HeaderMap) -> Wanted<'a> {
+    /// `forwarded`: also find `X-Forwarded-For` and `Forwarded` (for events behind
+    /// trusted proxies).
+    fn scan(headers: &'a HeaderMap, forwarded: bool) -> Wanted<'a> {
         let mut w = Wanted::default();
         for (name, value) in headers {
             let slot = if name == header::HOST {
                 &mut w.host
             } else if name == header::ACCEPT_ENCODING {
                 &mut w.accept_encoding
+            } else if name == header::USER_AGENT {
+                &mut w.event.user_agent
+            } else if name == header::REFERER {
+                &mut w.event.referer
             } else if name == header::CONTENT_LENGTH {
                 &mut w.content_length
             } else if name == header::TRANSFER_ENCODING {
@@ -143,6 +153,10 @@ impl<'a> Wanted<'a> {
                 &mut w.range
             } else if name == header::IF_RANGE {
                 &mut w.if_range
+            } else if forwarded && name == events::X_FORWARDED_FOR {
+                &mut w.event.forwarded_for
+            } else if forwarded && name == header::FORWARDED {
+                &mut w.event.forwarded
             } else {
                 continue;
             };
@@ -150,12 +164,14 @@ impl<'a> Wanted<'a> {
                 *slot = Some(value);
             }
         }
+        w.event.host = w.host;
         w
     }
 }
 
 async fn route_and_serve<B: 'static>(
     req: &Request<B>,
+    wanted: &Wanted<'_>,
     shared: &Arc<Shared>,
 ) -> (SiteClass, Option<Arc<str>>, Reply) {
     let head = req.method() == Method::HEAD;
@@ -165,7 +181,6 @@ async fn route_and_serve<B: 'static>(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return (SiteClass::Unknown, None, r.into());
     }
-    let wanted = Wanted::scan(req.headers());
     // Static GETs take no body.
     let has_body =
         wanted.transfer_encoding || wanted.content_length.is_some_and(|v| v.as_bytes() != b"0");
@@ -223,7 +238,7 @@ async fn route_and_serve<B: 'static>(
         );
     };
     let policy = shared.policy.load();
-    let resp = serve_site(req, &wanted, shared, &policy, &deploy, &path).await;
+    let resp = serve_site(req, wanted, shared, &policy, &deploy, &path).await;
     (class, Some(deploy.site.clone()), resp)
 }
 

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use super::clickhouse::ClickHouseSink;
 use super::config::EventsConfig;
+use super::direct;
 use super::encode::{Clock, Encoder};
 use super::file::FileSink;
 use super::nats::NatsSink;
@@ -259,6 +260,8 @@ async fn run(
     let mut seq = 0u64;
     let pool = BufPool::default();
     let mut out = Vec::new();
+    // Filler bytes at `out`'s front, so that the batch starts block-aligned.
+    let mut filler = 0;
     loop {
         let stopping = tokio::select! {
             _ = tick.tick() => false,
@@ -269,15 +272,17 @@ async fn run(
             buffers.close();
         }
         let clock = Clock::now(buffers.base);
+        // A line is about as long as its record.
+        let want = (buffers.pending() * 5 / 4).min(max * 512);
         let mut n = 0u64;
-        let emit = |out: &mut Vec<u8>, n: &mut u64, seq: &mut u64| {
+        let emit = |out: &mut Vec<u8>, filler: usize, n: &mut u64, seq: &mut u64| {
             if *n == 0 {
                 return;
             }
             *seq += 1;
             let batch = Arc::new(Batch {
                 key: (u128::from(clock.wall_ms()) * 1_000_000, *seq),
-                data: pool.bytes(std::mem::take(out)),
+                data: pool.bytes(std::mem::take(out)).slice(filler..),
                 events: *n,
             });
             counters.emitted_n(*n);
@@ -290,17 +295,16 @@ async fn run(
             for ev in decode(records) {
                 if out.capacity() == 0 {
                     out = pool.get();
-                    // A line is about as long as its record.
-                    out.reserve((records.len() + records.len() / 4).min(max * 512));
+                    filler = direct::align_front(&mut out, want.max(records.len()));
                 }
                 encoder.encode(&ev, &clock, &mut out);
                 n += 1;
                 if n as usize >= max {
-                    emit(&mut out, &mut n, &mut seq);
+                    emit(&mut out, filler, &mut n, &mut seq);
                 }
             }
         });
-        emit(&mut out, &mut n, &mut seq);
+        emit(&mut out, filler, &mut n, &mut seq);
         if stopping {
             break;
         }

@@ -300,13 +300,16 @@ pub(crate) fn client_ip(
     let mut last = peer;
     match (xff, fwd) {
         (Some(x), _) => {
-            // The usual case first: the nearest hop is a plain IPv4 address that is
-            // not a proxy's.
-            let near = match memchr::memrchr(b',', x) {
-                Some(i) => &x[i + 1..],
-                None => x,
-            };
-            if let Some(a) = parse_v4(near.trim_ascii()) {
+            // The usual cases first: the header is one plain IPv4 address (one proxy
+            // in front), or its nearest hop is, and it is not a proxy's.
+            let nearest = parse_v4(x).or_else(|| {
+                let near = match memchr::memrchr(b',', x) {
+                    Some(i) => &x[i + 1..],
+                    None => x,
+                };
+                parse_v4(near.trim_ascii())
+            });
+            if let Some(a) = nearest {
                 let ip = IpAddr::V4(a);
                 if !is_trusted(ip) {
                     return ip;

@@ -24,6 +24,10 @@ pub(crate) struct Encoder {
     /// `,"node":<node>,"site":"`.
     node: Vec<u8>,
     trusted: Vec<Cidr>,
+    /// The last `ts` written and its digits (consecutive events mostly share it).
+    last_ts: (u64, [u8; 20], usize),
+    /// `,"proto":"…","tls":"…","cache":"…","ctype":` for each (version, tls, cache).
+    flags: Vec<Box<[u8]>>,
     visitor: Visitor,
     ua: UaClassifier,
     referrers: RefCache,
@@ -111,11 +115,26 @@ impl Encoder {
         let mut n = b",\"node\":".to_vec();
         string(&mut n, node.as_bytes());
         n.extend_from_slice(b",\"site\":\"");
+        let mut flags = Vec::with_capacity(FLAG_COMBOS);
+        for i in 0..FLAG_COMBOS {
+            let (version, tls, cache) = (i / 9, i / 3 % 3, i % 3);
+            let proto = [
+                "HTTP/0.9", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3", "other",
+            ][version];
+            let tls = ["", "TLSv1.2", "TLSv1.3"][tls];
+            let cache = ["none", "hit", "miss"][cache];
+            let text = format!(
+                ",\"proto\":\"{proto}\",\"tls\":\"{tls}\",\"cache\":\"{cache}\",\"ctype\":"
+            );
+            flags.push(text.into_bytes().into_boxed_slice());
+        }
         Encoder {
             head,
             seq: 0,
             node: n,
             trusted,
+            last_ts: (u64::MAX, [0; 20], 0),
+            flags,
             visitor,
             ua: UaClassifier::new(prefix.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15),
             referrers: RefCache::new(prefix.rotate_left(41) ^ 0x2545_f491_4f6c_dd1d),
@@ -151,7 +170,14 @@ impl Encoder {
         hex_u64(&mut q, self.seq);
         out.extend_from_slice(&q);
         out.extend_from_slice(b"\",\"ts\":");
-        uint(out, ts);
+        if self.last_ts.0 != ts {
+            let mut b = itoa::Buffer::new();
+            let digits = b.format(ts).as_bytes();
+            self.last_ts.1[..digits.len()].copy_from_slice(digits);
+            self.last_ts.0 = ts;
+            self.last_ts.2 = digits.len();
+        }
+        out.extend_from_slice(&self.last_ts.1[..self.last_ts.2]);
         // `,"node":"<node>","site":"`
         out.extend_from_slice(&self.node);
         // Site names are [a-z0-9-] (checked when a site is created).
@@ -162,29 +188,15 @@ impl Encoder {
         out.extend_from_slice(b",\"path\":");
         string(out, ev.path);
         out.extend_from_slice(b",\"status\":");
-        uint(out, u64::from(ev.status));
+        status(out, ev.status);
         out.extend_from_slice(b",\"bytes\":");
         uint(out, ev.bytes);
         out.extend_from_slice(b",\"dur_us\":");
         uint(out, ev.dur_us);
-        out.extend_from_slice(match ev.version {
-            0 => b",\"proto\":\"HTTP/0.9\",\"tls\":\"" as &[u8],
-            1 => b",\"proto\":\"HTTP/1.0\",\"tls\":\"",
-            2 => b",\"proto\":\"HTTP/1.1\",\"tls\":\"",
-            3 => b",\"proto\":\"HTTP/2\",\"tls\":\"",
-            4 => b",\"proto\":\"HTTP/3\",\"tls\":\"",
-            _ => b",\"proto\":\"other\",\"tls\":\"",
-        });
-        out.extend_from_slice(match ev.tls {
-            1 => b"TLSv1.2\",\"cache\":\"" as &[u8],
-            2 => b"TLSv1.3\",\"cache\":\"",
-            _ => b"\",\"cache\":\"",
-        });
-        out.extend_from_slice(match ev.cache {
-            1 => b"hit\",\"ctype\":" as &[u8],
-            2 => b"miss\",\"ctype\":",
-            _ => b"none\",\"ctype\":",
-        });
+        let version = usize::from(ev.version.min(5));
+        let tls = usize::from(if ev.tls > 2 { 0 } else { ev.tls });
+        let cache = usize::from(if ev.cache > 2 { 0 } else { ev.cache });
+        out.extend_from_slice(&self.flags[version * 9 + tls * 3 + cache]);
         string(out, ev.content_type);
         out.extend_from_slice(b",\"ref\":");
         self.referrers.write(out, ev.referer);
@@ -222,6 +234,22 @@ const HEX2: [[u8; 2]; 256] = {
 fn hex_u64(out: &mut [u8; 16], v: u64) {
     for (pair, b) in out.chunks_exact_mut(2).zip(v.to_be_bytes()) {
         pair.copy_from_slice(&HEX2[usize::from(b)]);
+    }
+}
+
+/// Combinations of version (6), TLS (3) and cache use (3) in [`Encoder::flags`].
+const FLAG_COMBOS: usize = 6 * 3 * 3;
+
+/// A status code's digits (always three for a real one).
+fn status(out: &mut Vec<u8>, s: u16) {
+    if (100..1000).contains(&s) {
+        out.extend_from_slice(&[
+            b'0' + (s / 100) as u8,
+            b'0' + (s / 10 % 10) as u8,
+            b'0' + (s % 10) as u8,
+        ]);
+    } else {
+        uint(out, u64::from(s));
     }
 }
 

@@ -2,7 +2,8 @@
 //! `events-<UTC start>-<node>.ndjson.open`; it is closed (renamed to `.ndjson`) once
 //! it holds `max_bytes` or is `max_age_secs` old, and with `gzip` the closed file is
 //! then compressed to `.ndjson.gz` on a separate thread. A batch is appended at once,
-//! its whole 4 KiB blocks past the page cache ([`super::direct`]).
+//! its whole 4 KiB blocks past the page cache, a large one padded to a block boundary
+//! with spaces before its last newline ([`super::direct`]).
 //! Files left `.open` by a crash are closed at start.
 
 use std::fs::File;
@@ -70,12 +71,14 @@ impl FileSink {
         let Some(cur) = self.current.as_mut() else {
             return Ok(());
         };
-        if let Err(e) = cur.file.append(&batch.data, &mut self.staging) {
-            // A partial write leaves a torn line: start a new file for the retry.
-            self.close();
-            return Err(e);
+        match cur.file.append(&batch.data, &mut self.staging, true) {
+            Ok(grew) => cur.bytes += grew,
+            Err(e) => {
+                // A partial write leaves a torn line: start a new file for the retry.
+                self.close();
+                return Err(e);
+            }
         }
-        cur.bytes += batch.data.len() as u64;
         Ok(())
     }
 

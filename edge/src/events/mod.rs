@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{Request, Version};
 
 pub use config::{ClickHouseSinkConfig, EventsConfig, FileSinkConfig, NatsSinkConfig};
@@ -35,7 +35,7 @@ pub use config::{ClickHouseSinkConfig, EventsConfig, FileSinkConfig, NatsSinkCon
 use crate::conn::{ConnInfo, TlsVersion};
 use crate::metrics::EventCounters;
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The schema version written in every event's `v` field.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
@@ -60,6 +60,23 @@ pub(crate) struct Served<'a> {
     pub bytes: u64,
     pub cache: CacheUse,
     pub content_type: Option<&'a HeaderValue>,
+}
+
+/// The request headers an event keeps (the first value of each), found by the
+/// handler's one pass over the request's headers.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct EventHeaders<'a> {
+    pub host: Option<&'a HeaderValue>,
+    pub user_agent: Option<&'a HeaderValue>,
+    pub referer: Option<&'a HeaderValue>,
+    /// Only looked for when [`Events::keeps_forwarded`].
+    pub forwarded_for: Option<&'a HeaderValue>,
+    pub forwarded: Option<&'a HeaderValue>,
+}
+
+/// A header's value, or no bytes.
+fn bytes(v: Option<&HeaderValue>) -> &[u8] {
+    v.map_or(&b""[..], HeaderValue::as_bytes)
 }
 
 /// The request side of the pipeline.
@@ -92,29 +109,29 @@ impl Events {
         }))
     }
 
+    /// Whether events keep the forwarding headers (trusted proxies are configured).
+    pub(crate) fn keeps_forwarded(&self) -> bool {
+        self.forwarded
+    }
+
     /// Records the event of a finished request; never waits.
-    pub(crate) fn emit<B>(&self, req: &Request<B>, conn: &ConnInfo, served: Served<'_>) {
-        let (mut host, mut referer, mut ua): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
-        let (mut xff, mut fwd): (&[u8], &[u8]) = (b"", b"");
-        // One pass over the headers costs less than a hashed lookup per name.
-        for (name, value) in req.headers() {
-            if name == header::USER_AGENT {
-                ua = value.as_bytes();
-            } else if name == header::REFERER {
-                referer = value.as_bytes();
-            } else if name == header::HOST {
-                host = value.as_bytes();
-            } else if self.forwarded {
-                if name == X_FORWARDED_FOR {
-                    xff = value.as_bytes();
-                } else if name == header::FORWARDED {
-                    fwd = value.as_bytes();
-                }
-            }
-        }
-        if let Some(a) = req.uri().authority() {
-            host = a.as_str().as_bytes();
-        }
+    pub(crate) fn emit<B>(
+        &self,
+        req: &Request<B>,
+        conn: &ConnInfo,
+        headers: &EventHeaders<'_>,
+        served: Served<'_>,
+    ) {
+        let host = match req.uri().authority() {
+            Some(a) => a.as_str().as_bytes(),
+            None => bytes(headers.host),
+        };
+        let (referer, ua) = (bytes(headers.referer), bytes(headers.user_agent));
+        let (xff, fwd) = if self.forwarded {
+            (bytes(headers.forwarded_for), bytes(headers.forwarded))
+        } else {
+            (&b""[..], &b""[..])
+        };
         let site = served.site.as_deref().unwrap_or("").as_bytes();
         let ctype = served.content_type.map(|v| v.as_bytes()).unwrap_or(b"");
         let rec = record::Record {

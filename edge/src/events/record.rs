@@ -306,6 +306,15 @@ impl Buffers {
         rings.iter().map(|r| r.drain(&mut f)).sum()
     }
 
+    /// Bytes written to the rings and not yet drained.
+    pub(crate) fn pending(&self) -> usize {
+        let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+        rings
+            .iter()
+            .map(|r| r.tail.0.load(Ordering::Acquire) - r.head.0.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Refuses further records.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);

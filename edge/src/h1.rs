@@ -6,6 +6,14 @@
 //! preface, a malformed or oversized head — hands the connection, with every byte
 //! read so far, to hyper ([`Outcome::Fallback`]), which answers it as before.
 //!
+//! Pipelined requests (a client that sends the next request before its answer): while
+//! another request's bytes are already buffered, a small answer (no body, or one under
+//! [`SENDFILE_MIN`]) waits in the output buffer, up to [`COALESCE_MAX`] bytes, and goes
+//! out with the next write: one system call and one wake-up of the client's reader
+//! per batch of answers instead of one per answer. Everything waiting is written
+//! before the connection waits for more bytes, before a larger answer, and before a
+//! hand-over to hyper, so answers keep their order and none waits on the client.
+//!
 //! Timeouts: the wait for each request head (idle keep-alive included) is bounded by
 //! `header_read_timeout`; writes go through the caller's I/O, which bounds stalls.
 
@@ -23,6 +31,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use crate::handler::Body;
+use crate::zerocopy::SENDFILE_MIN;
+
+/// Most bytes of answers held back for a pipelining client (see the module's comment).
+const COALESCE_MAX: usize = 64 * 1024;
 
 /// Headers parsed in place; a request with more goes to hyper, which applies the
 /// configured `max_headers`.
@@ -66,6 +78,7 @@ where
     Fut: Future<Output = Response<Body>>,
 {
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    // Answers held back for a pipelining client, then the head being written.
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let timer = tokio::time::sleep(limits.header_read_timeout);
     tokio::pin!(timer);
@@ -78,9 +91,16 @@ where
                     Parsed::Complete(h) => break h,
                     Parsed::Partial if buf.len() < limits.max_header_bytes => {}
                     Parsed::Partial | Parsed::NotOurs => {
+                        if send_held(&mut io, &mut out).await.is_err() {
+                            return Outcome::Closed;
+                        }
                         return Outcome::Fallback(Rewind::new(io, buf.freeze()));
                     }
                 }
+            }
+            // About to wait for the client: what is held back goes out first.
+            if send_held(&mut io, &mut out).await.is_err() {
+                return Outcome::Closed;
             }
             if !armed {
                 timer
@@ -110,12 +130,17 @@ where
             let mut rest = BytesMut::with_capacity(raw.len() + buf.len());
             rest.extend_from_slice(&raw);
             rest.extend_from_slice(&buf);
+            if send_held(&mut io, &mut out).await.is_err() {
+                return Outcome::Closed;
+            }
             return Outcome::Fallback(Rewind::new(io, rest.freeze()));
         };
         let is_head = req.method() == Method::HEAD;
         let resp = handle(req).await;
         let keep = !head.close && !*stop.borrow();
-        if write_response(&mut io, &mut out, resp, is_head, keep)
+        // The next request's bytes are here already: a small answer can wait for its.
+        let hold = keep && !buf.is_empty() && out.len() < COALESCE_MAX;
+        if write_response(&mut io, &mut out, resp, is_head, keep, hold)
             .await
             .is_err()
         {
@@ -225,14 +250,27 @@ impl Head {
     }
 }
 
-/// Writes a response: the head and the first body chunk in one vectored write, the
-/// rest of a streamed body after it.
+/// Writes out the answers held back in `out`, if any.
+async fn send_held<IO: AsyncWrite + Unpin>(io: &mut IO, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    io.write_all(out).await?;
+    out.clear();
+    io.flush().await
+}
+
+/// Writes a response after the answers held back in `out`: those, the head and the
+/// first body chunk in one vectored write, the rest of a streamed body after it. With
+/// `hold`, a response without a body or with one under [`SENDFILE_MIN`] bytes is
+/// only appended to `out`, for a later write.
 async fn write_response<IO: AsyncWrite + Unpin>(
     io: &mut IO,
     out: &mut Vec<u8>,
     resp: Response<Body>,
     is_head: bool,
     keep_alive: bool,
+    hold: bool,
 ) -> std::io::Result<()> {
     let (parts, mut body) = resp.into_parts();
     let status = parts.status;
@@ -240,7 +278,6 @@ async fn write_response<IO: AsyncWrite + Unpin>(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -287,8 +324,19 @@ async fn write_response<IO: AsyncWrite + Unpin>(
     out.extend_from_slice(b"\r\n");
 
     if bodiless {
-        io.write_all(out).await?;
-        return io.flush().await;
+        if hold {
+            return Ok(());
+        }
+        return send_held(io, out).await;
+    }
+    if hold && size.is_some_and(|n| n < SENDFILE_MIN as u64) {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(std::io::Error::other)?;
+            if let Ok(data) = frame.into_data() {
+                out.extend_from_slice(&data);
+            }
+        }
+        return Ok(());
     }
     let mut head_pending = true;
     while let Some(frame) = body.frame().await {
@@ -298,14 +346,13 @@ async fn write_response<IO: AsyncWrite + Unpin>(
         };
         if head_pending {
             write_two(io, out, data).await?;
+            out.clear();
             head_pending = false;
         } else {
             io.write_all(&data).await?;
         }
     }
-    if head_pending {
-        io.write_all(out).await?;
-    }
+    send_held(io, out).await?;
     io.flush().await
 }
 

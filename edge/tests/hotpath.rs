@@ -182,6 +182,74 @@ async fn pipelined_large_and_small_responses_stay_in_order() {
     s.stop().await;
 }
 
+/// TCP segments the socket has received (`tcpi_segs_in`).
+fn segments_in(c: &TcpStream) -> u32 {
+    use std::os::fd::AsRawFd;
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            c.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+    info.tcpi_segs_in
+}
+
+/// Twenty small GETs sent in one write are answered in order, and together: the
+/// answers wait for one another while the next request is already buffered, so they
+/// arrive in a few segments, not one (or more) per answer. A large answer in the
+/// middle is not held (it goes by sendfile), and what was held goes out before it.
+#[tokio::test]
+async fn pipelined_small_answers_share_writes() {
+    let f = fixture();
+    let files = add_files_site(&f.store);
+    let s = start(config(&f.data)).await;
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    let mut pending = Vec::new();
+    // Warm the cache with each answer.
+    for req in [
+        &b"GET /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\n"[..],
+        b"GET /image.jpg HTTP/1.1\r\nHost: files.test\r\n\r\n",
+    ] {
+        c.write_all(req).await.unwrap();
+        assert_eq!(read_one(&mut c, &mut pending).await.status, 200);
+    }
+    let small = b"GET /secret-alpha.txt HTTP/1.1\r\nHost: alpha.test\r\n\r\n";
+    let before = segments_in(&c);
+    c.write_all(&small.repeat(20)).await.unwrap();
+    for i in 0..20 {
+        let r = read_one(&mut c, &mut pending).await;
+        assert_eq!(r.status, 200, "answer {i}");
+        assert_eq!(r.body, b"alpha-only secret", "answer {i}");
+    }
+    assert!(pending.is_empty());
+    let segs = segments_in(&c) - before;
+    assert!(segs <= 6, "20 answers took {segs} segments: not coalesced");
+
+    // Small, small, large, small: in order, bodies intact.
+    let mut batch = small.repeat(2);
+    batch.extend_from_slice(b"GET /image.jpg HTTP/1.1\r\nHost: files.test\r\n\r\n");
+    batch.extend_from_slice(small);
+    c.write_all(&batch).await.unwrap();
+    for want in [
+        &b"alpha-only secret"[..],
+        b"alpha-only secret",
+        &files.image,
+        b"alpha-only secret",
+    ] {
+        let r = read_one(&mut c, &mut pending).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body == want, "body differs");
+    }
+    assert!(pending.is_empty());
+    s.stop().await;
+}
+
 /// Zero-copy bodies go out as a head sent with `MSG_MORE` and a `sendfile` that ends
 /// with a push: a head or tail left waiting for more (a stray `MSG_MORE` or `TCP_CORK`)
 /// would hold every response's last partial segment for the kernel's 200 ms cork

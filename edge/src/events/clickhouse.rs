@@ -69,6 +69,10 @@ impl ClickHouseSink {
         }
     }
 
+    pub(crate) fn config(&self) -> &ClickHouseSinkConfig {
+        &self.cfg
+    }
+
     /// Inserts `batches` with one request.
     pub(crate) async fn deliver(&mut self, batches: &[&Batch]) -> Result<(), String> {
         let body: VecDeque<Bytes> = batches

@@ -52,7 +52,7 @@ impl Default for EventsConfig {
             trusted_proxies: Vec::new(),
             dir: None,
             spool_max_bytes: 1 << 30,
-            memory_max_bytes: 16 << 20,
+            memory_max_bytes: 64 << 20,
             file: FileSinkConfig::default(),
             nats: NatsSinkConfig::default(),
             clickhouse: ClickHouseSinkConfig::default(),
@@ -119,6 +119,13 @@ pub struct ClickHouseSinkConfig {
     pub user: String,
     /// Password (`X-ClickHouse-Key`).
     pub password: String,
+    /// Shortest time between the starts of two inserts while events flow, in
+    /// milliseconds: each insert carries what queued up meanwhile (ClickHouse makes a
+    /// part of every insert and advises about one a second).
+    pub insert_interval_ms: u64,
+    /// Most bytes of encoded events in one insert; an insert's worth queued ends the
+    /// wait early.
+    pub insert_max_bytes: u64,
 }
 
 impl Default for ClickHouseSinkConfig {
@@ -128,6 +135,8 @@ impl Default for ClickHouseSinkConfig {
             table: "qpage_events".into(),
             user: String::new(),
             password: String::new(),
+            insert_interval_ms: 1000,
+            insert_max_bytes: 32 << 20,
         }
     }
 }
@@ -228,6 +237,9 @@ impl EventsConfig {
                     "events.clickhouse.url: {:?}: use http://HOST:PORT of ClickHouse's HTTP interface",
                     self.clickhouse.url
                 ));
+            }
+            if self.clickhouse.insert_max_bytes == 0 {
+                return Err("events.clickhouse.insert_max_bytes must be at least 1".into());
             }
             let t = &self.clickhouse.table;
             if t.is_empty()

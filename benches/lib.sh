@@ -41,11 +41,20 @@ cpu_quota_cgroup() {
   cpu_cgroup_root
   QUOTA_CG=$CPU_CG_ROOT/$name
   mkdir -p "$QUOTA_CG"
-  if [[ -f "$QUOTA_CG/cpu.max" ]]; then
-    echo "$((pct * 100)) 10000" >"$QUOTA_CG/cpu.max"
+  set_cpu_quota "$QUOTA_CG" "$pct"
+}
+
+# set_cpu_quota DIR PERCENT: the processes of CPU cgroup DIR together may run PERCENT%
+# of one core (in 10 ms periods); PERCENT "max": no limit.
+set_cpu_quota() {
+  local q=max
+  [[ $2 != max ]] && q=$(($2 * 100))
+  if [[ -f "$1/cpu.max" ]]; then
+    echo "$q 10000" >"$1/cpu.max"
   else
-    echo 10000 >"$QUOTA_CG/cpu.cfs_period_us"
-    echo "$((pct * 100))" >"$QUOTA_CG/cpu.cfs_quota_us"
+    echo 10000 >"$1/cpu.cfs_period_us"
+    [[ $q == max ]] && q=-1
+    echo "$q" >"$1/cpu.cfs_quota_us"
   fi
 }
 

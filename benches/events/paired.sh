@@ -19,9 +19,17 @@
 # can understate their cost somewhat; run.sh (the edge alone on its core) is the
 # complement. The `off`/`off` pair (mode off) measures the method's own spread.
 #
+# EDGE_SHARE=P limits each edge's cgroup to P% of the core (a CPU quota) instead of
+# sharing it by weight. Then each edge is saturated at the same CPU budget even
+# without pipelining (PIPELINE=0: one request per write, as browsers and CDNs send
+# them), each wrk keeps room on the load core, and the ratio of the two request rates
+# is the share of its capacity the events edge gives up, measured at every moment
+# against the same machine. SINK_IDLE=1 (see run.sh) keeps nats-server and ClickHouse
+# off both budgets.
+#
 # Usage: benches/events/paired.sh            (from the repository root, as root: it
 #        makes two cgroups under /sys/fs/cgroup)
-# Env:   ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 MODES="off file nats clickhouse"
+# Env:   ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 (0: none) EDGE_SHARE= SINK_IDLE= MODES="off file nats clickhouse"
 #        OUT=target/bench-events-paired SKIP_BUILD=1 EDGE=<binary> EDGE_OFF=<binary>
 #        CLIENT_RMEM=1048576 (starting TCP receive buffer during the run, see benches/lib.sh; 0 = the machine's)
 set -euo pipefail
@@ -51,6 +59,8 @@ mkdir -p "$CG/qpage-bench-a" "$CG/qpage-bench-b" || {
   echo "paired.sh: cannot make cgroups under $CG (run as root)" >&2
   exit 1
 }
+set_cpu_quota "$CG/qpage-bench-a" "${EDGE_SHARE:-max}"
+set_cpu_quota "$CG/qpage-bench-b" "${EDGE_SHARE:-max}"
 into_cgroup() { echo "$1" >"$CG/$2/cgroup.procs"; } # pid cgroup: all its threads
 
 rm -rf "$OUT"
@@ -69,7 +79,7 @@ start_edge() { # binary mode port admin cgroup -> pid
   echo "$pid"
 }
 
-export EVENTS_PIPELINE=$PIPELINE
+if ((PIPELINE > 1)); then export EVENTS_PIPELINE=$PIPELINE; else unset EVENTS_PIPELINE; fi
 echo -e "round\tmode\toff_rps\tmode_rps\toff_ns_per_req\tmode_ns_per_req\tcpu_ratio\trate_ratio\temitted\tdelivered\tdropped" >"$OUT/results.tsv"
 for round in $(seq 1 "$ROUNDS"); do
   for mode in "${MODES[@]}"; do
@@ -102,7 +112,6 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     wait "$wa" "$wb"
     a1=$(run_ns "$pa"); b1=$(run_ns "$pb")
-    sleep 1 # the batcher's last tick and deliveries
     ra=$(awk '/requests in/ {print $1}' "$OUT/wrk-$round-$mode-off.txt")
     rb=$(awk '/requests in/ {print $1}' "$OUT/wrk-$round-$mode.txt")
     read -r emitted delivered dropped < <(event_counts "$mode" "${ob[1]}")

@@ -33,6 +33,27 @@ events_setup() {
   CH_PID=${PIDS[-1]}
 }
 
+# nginx_events_conf MODE FILE PORT: nginx (one process) serving the benchmark's site on
+# PORT, with (nginx-log) or without (nginx-off) its JSON access log, written to
+# access.log beside FILE.
+nginx_events_conf() {
+  mkdir -p "$(dirname "$2")/nginx-tmp"
+  nginx_static_conf "$2" "$WORK/site" "$3" off "" off
+  if [[ $1 == nginx-log ]]; then
+    local log
+    log=$(cat <<'LOG'
+  log_format events escape=json '{"ts":$msec,"host":"$host","path":"$uri","status":$status,"bytes":$bytes_sent,"dur":$request_time,"proto":"$server_protocol","ref":"$http_referer","ua":"$http_user_agent","xff":"$http_x_forwarded_for","id":"$request_id"}';
+LOG
+)
+    python3 - "$2" "$log" "$(dirname "$2")/access.log" <<'PY'
+import sys
+path, fmt, log = sys.argv[1:4]
+conf = open(path).read().replace("  access_log off;", fmt + f"\n  access_log {log} events buffer=64k flush=1s;", 1)
+open(path, "w").write(conf)
+PY
+  fi
+}
+
 # config MODE PORT ADMIN: the edge's configuration for events MODE (off, file, nats,
 # clickhouse), one worker thread, listening on PORT with its admin listener on ADMIN.
 config() {

@@ -27,6 +27,9 @@
 # against the same machine. SINK_IDLE=1 (see run.sh) keeps nats-server and ClickHouse
 # off both budgets.
 #
+# The peer: MODES may also name nginx-log, a pair of Debian's nginx processes, one
+# without and one with the JSON access log of run.sh (common.sh), run the same way.
+#
 # Usage: benches/events/paired.sh            (from the repository root, as root: it
 #        makes two cgroups under /sys/fs/cgroup)
 # Env:   ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 (0: none) EDGE_SHARE= SINK_IDLE= MODES="off file nats clickhouse"
@@ -48,6 +51,7 @@ MODES=(${MODES:-off file nats clickhouse})
 
 . "$HERE/common.sh"
 events_tools
+if [[ " ${MODES[*]} " == *" nginx-"* ]]; then need_deb nginx nginx; fi
 EDGE_OFF=${EDGE_OFF:-$EDGE}
 
 . "$ROOT/benches/lib.sh"
@@ -70,10 +74,18 @@ client_rmem "${CLIENT_RMEM:-1048576}"
 events_setup
 
 run_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
-start_edge() { # binary mode port admin cgroup -> pid
-  config "$2" "$3" "$4" >"$WORK/edge-$2-$3.toml"
-  taskset -c "$SERVER_CPU" "$1" serve --config "$WORK/edge-$2-$3.toml" >"$WORK/edge-$2-$3.log" 2>&1 &
-  local pid=$!
+start_edge() { # binary mode port admin cgroup -> pid (binary "nginx": nginx-off or nginx-log)
+  local pid
+  if [[ $1 == nginx ]]; then
+    nginx_events_conf "$2" "$WORK/nginx-$3/nginx.conf" "$3"
+    rm -f "$WORK/nginx-$3/access.log"
+    taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx-$3/nginx.conf" >"$WORK/nginx-$3.log" 2>&1 &
+    pid=$!
+  else
+    config "$2" "$3" "$4" >"$WORK/edge-$2-$3.toml"
+    taskset -c "$SERVER_CPU" "$1" serve --config "$WORK/edge-$2-$3.toml" >"$WORK/edge-$2-$3.log" 2>&1 &
+    pid=$!
+  fi
   for _ in $(seq 1 200); do curl -sf -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$3/small.html" && break; sleep 0.05; done
   into_cgroup "$pid" "$5"
   echo "$pid"
@@ -89,10 +101,13 @@ for round in $(seq 1 "$ROUNDS"); do
     if ((round % 2)); then oa=(18470 19470 qpage-bench-a); ob=(18471 19471 qpage-bench-b)
     else oa=(18471 19471 qpage-bench-b); ob=(18470 19470 qpage-bench-a); fi
     first=$(((round % 2) ? 0 : 1))
+    # nginx-log pairs nginx without and with its access log.
+    off_bin=$EDGE_OFF off_mode=off on_bin=$EDGE
+    [[ $mode == nginx-* ]] && off_bin=nginx off_mode=nginx-off on_bin=nginx
     if ((first == 0)); then
-      pa=$(start_edge "$EDGE_OFF" off "${oa[@]}"); pb=$(start_edge "$EDGE" "$mode" "${ob[@]}")
+      pa=$(start_edge "$off_bin" "$off_mode" "${oa[@]}"); pb=$(start_edge "$on_bin" "$mode" "${ob[@]}")
     else
-      pb=$(start_edge "$EDGE" "$mode" "${ob[@]}"); pa=$(start_edge "$EDGE_OFF" off "${oa[@]}")
+      pb=$(start_edge "$on_bin" "$mode" "${ob[@]}"); pa=$(start_edge "$off_bin" "$off_mode" "${oa[@]}")
     fi
     PIDS+=("$pa" "$pb") # start_edge ran in a subshell
     warm=()
@@ -114,8 +129,13 @@ for round in $(seq 1 "$ROUNDS"); do
     a1=$(run_ns "$pa"); b1=$(run_ns "$pb")
     ra=$(awk '/requests in/ {print $1}' "$OUT/wrk-$round-$mode-off.txt")
     rb=$(awk '/requests in/ {print $1}' "$OUT/wrk-$round-$mode.txt")
-    read -r emitted delivered dropped < <(event_counts "$mode" "${ob[1]}")
-    kill "$pa" "$pb"; wait "$pa" "$pb" 2>/dev/null || true
+    if [[ $mode == nginx-* ]]; then
+      kill "$pa" "$pb"; wait "$pa" "$pb" 2>/dev/null || true # nginx writes its log buffer at exit
+      emitted=$(cat "$WORK/nginx-${ob[0]}/access.log" 2>/dev/null | wc -l) delivered=$emitted dropped=0
+    else
+      read -r emitted delivered dropped < <(event_counts "$mode" "${ob[1]}")
+      kill "$pa" "$pb"; wait "$pa" "$pb" 2>/dev/null || true
+    fi
     python3 - "$round" "$mode" "$ra" "$rb" "$((a1 - a0))" "$((b1 - b0))" "$DURATION" "$emitted" "$delivered" "$dropped" <<'PY' | tee -a "$OUT/results.tsv"
 import sys
 r, m, ra, rb, na, nb, d, em, de, dr = sys.argv[1:]

@@ -86,26 +86,6 @@ fi
 
 events_setup
 
-# nginx_events_conf MODE FILE: nginx serving the benchmark's site on PORT, with
-# (nginx-log) or without (nginx-off) its JSON access log.
-nginx_events_conf() {
-  mkdir -p "$(dirname "$2")/nginx-tmp"
-  nginx_static_conf "$2" "$WORK/site" "$PORT" off "" off
-  if [[ $1 == nginx-log ]]; then
-    local log
-    log=$(cat <<'LOG'
-  log_format events escape=json '{"ts":$msec,"host":"$host","path":"$uri","status":$status,"bytes":$bytes_sent,"dur":$request_time,"proto":"$server_protocol","ref":"$http_referer","ua":"$http_user_agent","xff":"$http_x_forwarded_for","id":"$request_id"}';
-LOG
-)
-    python3 - "$2" "$log" "$(dirname "$2")/access.log" <<'PY'
-import sys
-path, fmt, log = sys.argv[1:4]
-conf = open(path).read().replace("  access_log off;", fmt + f"\n  access_log {log} events buffer=64k flush=1s;", 1)
-open(path, "w").write(conf)
-PY
-  fi
-}
-
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
 events_ticks() { # the edge's events thread
@@ -136,7 +116,7 @@ for round in $(seq 1 "$ROUNDS"); do
   order=("${MODES[@]:$((round % n))}" "${MODES[@]:0:$((round % n))}")
   for mode in "${order[@]}"; do
     if [[ $mode == nginx-* ]]; then
-      nginx_events_conf "$mode" "$WORK/nginx/nginx.conf"
+      nginx_events_conf "$mode" "$WORK/nginx/nginx.conf" "$PORT"
       rm -f "$WORK/nginx/access.log"
       taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx/nginx.conf" >"$WORK/nginx-$mode.log" 2>&1 &
     else

@@ -85,19 +85,20 @@ metric() {
 sink_pid() { case $1 in nats) echo "$NATS_PID" ;; clickhouse) echo "$CH_PID" ;; *) echo "" ;; esac; }
 
 # event_counts MODE ADMIN: "emitted delivered dropped" from an edge's /metrics, once
-# every emitted event is delivered or dropped (waiting up to 10 s: ClickHouse gets one
-# insert a second).
+# the last batch is made (the batcher's 200 ms timer) and every emitted event is
+# delivered or dropped (waiting up to 10 s: ClickHouse gets one insert a second).
+# Delivered and dropped are read before emitted, so that equal counts cannot hide a
+# batch emitted between the reads.
 event_counts() {
   local emitted delivered q s i
+  if [[ $1 == off ]]; then emitted=$(metric "$2" qpage_events_emitted_total); echo "${emitted:-0} 0 0"; return; fi
+  sleep 0.3
   for i in $(seq 1 50); do
-    emitted=$(metric "$2" qpage_events_emitted_total)
-    case $1 in
-      off) echo "${emitted:-0} 0 0"; return ;;
-    esac
     delivered=$(metric "$2" "qpage_events_delivered_total{sink=\"$1\"}")
     q=$(metric "$2" 'qpage_events_dropped_total{sink="queue"}'); s=$(metric "$2" "qpage_events_dropped_total{sink=\"$1\"}")
+    emitted=$(metric "$2" qpage_events_emitted_total)
     (( ${delivered:-0} + q + s >= ${emitted:-0} )) && break
     sleep 0.2
   done
-  echo "$emitted ${delivered:-0} $((q + s))"
+  echo "${emitted:-0} ${delivered:-0} $((q + s))"
 }

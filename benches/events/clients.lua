@@ -1,4 +1,4 @@
--- wrk script: GET /small.html with a user agent and a client address (sent as
+-- wrk script: GET /small.html (or EVENTS_PAGE) with a user agent and a client address (sent as
 -- X-Forwarded-For, believed because the benchmark trusts 127.0.0.1) that vary per
 -- request, like real traffic: 12 user agents (browsers, bots, tools) and 5,000
 -- addresses, so the events pipeline cannot live off "same as the last request".
@@ -22,6 +22,7 @@ local agents = {
   "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
 }
 local referers = { "https://www.google.com/", "https://duckduckgo.com/", "https://news.example.org/item?id=1", "" }
+local page = "/" .. (os.getenv("EVENTS_PAGE") or "small.html")
 local n = 0
 local function one()
   n = n + 1
@@ -34,7 +35,7 @@ local function one()
   }
   local r = referers[(n % #referers) + 1]
   if r ~= "" then headers["Referer"] = r end
-  return wrk.format("GET", "/small.html", headers)
+  return wrk.format("GET", page, headers)
 end
 
 local depth = tonumber(os.getenv("EVENTS_PIPELINE") or "") or 1

@@ -48,6 +48,8 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SINK_NICE=0
 MODES=(${MODES:-off file nats clickhouse})
+PAGE=${PAGE:-small.html} # the page requested (benches/edge/gen_files.py: small.html 4 KiB, medium.html 40 KiB)
+export EVENTS_PAGE=$PAGE
 
 . "$HERE/common.sh"
 events_tools
@@ -86,7 +88,7 @@ start_edge() { # binary mode port admin cgroup -> pid (binary "nginx": nginx-off
     taskset -c "$SERVER_CPU" "$1" serve --config "$WORK/edge-$2-$3.toml" >"$WORK/edge-$2-$3.log" 2>&1 &
     pid=$!
   fi
-  for _ in $(seq 1 200); do curl -sf -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$3/small.html" && break; sleep 0.05; done
+  for _ in $(seq 1 200); do curl -sf -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$3/$PAGE" && break; sleep 0.05; done
   into_cgroup "$pid" "$5"
   echo "$pid"
 }
@@ -112,13 +114,13 @@ for round in $(seq 1 "$ROUNDS"); do
     PIDS+=("$pa" "$pb") # start_edge ran in a subshell
     warm=()
     for p in "${oa[0]}" "${ob[0]}"; do
-      taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -s "$HERE/clients.lua" "http://127.0.0.1:$p/small.html" >/dev/null &
+      taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -s "$HERE/clients.lua" "http://127.0.0.1:$p/$PAGE" >/dev/null &
       warm+=($!)
     done
     wait "${warm[@]}"
     a0=$(run_ns "$pa"); b0=$(run_ns "$pb")
     load() { # port output
-      taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$HERE/clients.lua" "http://127.0.0.1:$1/small.html" >"$2" &
+      taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$HERE/clients.lua" "http://127.0.0.1:$1/$PAGE" >"$2" &
     }
     if ((first == 0)); then
       load "${oa[0]}" "$OUT/wrk-$round-$mode-off.txt"; wa=$!; load "${ob[0]}" "$OUT/wrk-$round-$mode.txt"; wb=$!
@@ -146,18 +148,25 @@ PY
   done
 done
 python3 - "$OUT/results.tsv" <<'PY' | tee "$OUT/summary.md"
-import csv, statistics, sys
+import csv, random, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-print("| events | pairs | CPU per request vs off: median (min-max) | request rate vs off: median (min-max) | off ns/req | events ns/req | emitted = delivered, 0 dropped |")
+rnd = random.Random(1)
+def ci(v):
+    """95% bootstrap interval of the median (2,000 resamples)."""
+    meds = sorted(statistics.median(rnd.choices(v, k=len(v))) for _ in range(2000))
+    return meds[50], meds[1949]
+pct = lambda v: f"{(v - 1) * 100:+.1f}%"
+print("| events | pairs | CPU per request vs off: median [95% CI] (min..max) | request rate vs off: median [95% CI] (min..max) | off ns/req | events ns/req | emitted = delivered, 0 dropped |")
 print("|---|---|---|---|---|---|---|")
 for m in dict.fromkeys(r["mode"] for r in rows):
     rs = [r for r in rows if r["mode"] == m]
-    cpu = [float(r["cpu_ratio"]) for r in rs]
-    rate = [float(r["rate_ratio"]) for r in rs]
     ok = all(m == "off" or (r["emitted"] == r["delivered"] and r["dropped"] == "0") for r in rs)
-    pct = lambda v: f"{(v - 1) * 100:+.1f}%"
-    print(f"| {m} | {len(rs)} | {pct(statistics.median(cpu))} ({pct(min(cpu))}..{pct(max(cpu))}) "
-          f"| {pct(statistics.median(rate))} ({pct(min(rate))}..{pct(max(rate))}) "
+    cells = []
+    for key in ("cpu_ratio", "rate_ratio"):
+        v = [float(r[key]) for r in rs]
+        lo, hi = ci(v)
+        cells.append(f"{pct(statistics.median(v))} [{pct(lo)}..{pct(hi)}] ({pct(min(v))}..{pct(max(v))})")
+    print(f"| {m} | {len(rs)} | {cells[0]} | {cells[1]} "
           f"| {statistics.median(float(r['off_ns_per_req']) for r in rs):.0f} "
           f"| {statistics.median(float(r['mode_ns_per_req']) for r in rs):.0f} | {'yes' if ok else 'NO'} |")
 PY

@@ -65,6 +65,8 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SINK_NICE=${SINK_NICE:-0}
 MODES=(${MODES:-off file nats clickhouse})
+PAGE=${PAGE:-small.html} # the page requested (benches/edge/gen_files.py: small.html 4 KiB, medium.html 40 KiB)
+export EVENTS_PAGE=$PAGE
 TICK=$(getconf CLK_TCK)
 PORT=18480
 ADMIN=19480
@@ -108,7 +110,7 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/
 HDRS=(-s "$HERE/clients.lua")
 [[ -n "${DELAY_MS:-}" ]] && export EVENTS_DELAY_MS=$DELAY_MS
 [[ -n "${PIPELINE:-}" ]] && export EVENTS_PIPELINE=$PIPELINE
-URL="http://127.0.0.1:$PORT/small.html"
+URL="http://127.0.0.1:$PORT/$PAGE"
 
 echo -e "round\tmode\trps\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\temitted\tdelivered\tdropped\tuser_us_per_req\tevents_us_per_req\tsink_us_per_req\tserver_core_busy\tload_core_busy" >"$OUT/results.tsv"
 for round in $(seq 1 "$ROUNDS"); do

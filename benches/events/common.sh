@@ -1,6 +1,11 @@
 # Setup shared by the events benchmarks (sourced by run.sh and paired.sh; uses ROOT,
 # and after benches/lib.sh's bench_work, EDGE, WORK, SERVER_CPU, LOAD_CPU and SINK_NICE).
 
+# The page every request asks for (benches/edge/gen_files.py: small.html 4 KiB,
+# medium.html 40 KiB); clients.lua reads it from EVENTS_PAGE.
+PAGE=${PAGE:-small.html}
+export EVENTS_PAGE=$PAGE
+
 # events_tools: wrk, ClickHouse and nats-server installed, the edge built (unless
 # SKIP_BUILD is set) and EDGE set to it (unless given).
 events_tools() {
@@ -35,9 +40,10 @@ events_setup() {
 
 # nginx_events_conf MODE FILE PORT: nginx (one process) serving the benchmark's site on
 # PORT, with (nginx-log) or without (nginx-off) its JSON access log, written to
-# access.log beside FILE.
+# access.log beside FILE (an older one removed).
 nginx_events_conf() {
   mkdir -p "$(dirname "$2")/nginx-tmp"
+  rm -f "$(dirname "$2")/access.log"
   nginx_static_conf "$2" "$WORK/site" "$3" off "" off
   if [[ $1 == nginx-log ]]; then
     local log
@@ -52,6 +58,14 @@ conf = open(path).read().replace("  access_log off;", fmt + f"\n  access_log {lo
 open(path, "w").write(conf)
 PY
   fi
+}
+
+# nginx_log_lines FILE: the lines of the access log beside nginx configuration FILE
+# (0 without one); nginx writes its log buffer when it exits.
+nginx_log_lines() {
+  local log
+  log="$(dirname "$1")/access.log"
+  if [[ -f $log ]]; then wc -l <"$log"; else echo 0; fi
 }
 
 # config MODE PORT ADMIN: the edge's configuration for events MODE (off, file, nats,

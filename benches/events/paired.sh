@@ -144,27 +144,5 @@ print(f"{r}\t{m}\t{ra / d:.0f}\t{rb / d:.0f}\t{ca:.0f}\t{cb:.0f}\t{cb / ca:.4f}\
 PY
   done
 done
-python3 - "$OUT/results.tsv" <<'PY' | tee "$OUT/summary.md"
-import csv, random, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-rnd = random.Random(1)
-def ci(v):
-    """95% bootstrap interval of the median (2,000 resamples)."""
-    meds = sorted(statistics.median(rnd.choices(v, k=len(v))) for _ in range(2000))
-    return meds[50], meds[1949]
-pct = lambda v: f"{(v - 1) * 100:+.1f}%"
-print("| events | pairs | CPU per request vs off: median [95% CI] (min..max) | request rate vs off: median [95% CI] (min..max) | off ns/req | events ns/req | emitted = delivered, 0 dropped |")
-print("|---|---|---|---|---|---|---|")
-for m in dict.fromkeys(r["mode"] for r in rows):
-    rs = [r for r in rows if r["mode"] == m]
-    ok = all(m == "off" or (r["emitted"] == r["delivered"] and r["dropped"] == "0") for r in rs)
-    cells = []
-    for key in ("cpu_ratio", "rate_ratio"):
-        v = [float(r[key]) for r in rs]
-        lo, hi = ci(v)
-        cells.append(f"{pct(statistics.median(v))} [{pct(lo)}..{pct(hi)}] ({pct(min(v))}..{pct(max(v))})")
-    print(f"| {m} | {len(rs)} | {cells[0]} | {cells[1]} "
-          f"| {statistics.median(float(r['off_ns_per_req']) for r in rs):.0f} "
-          f"| {statistics.median(float(r['mode_ns_per_req']) for r in rs):.0f} | {'yes' if ok else 'NO'} |")
-PY
+python3 "$HERE/paired_summary.py" "$OUT/results.tsv" | tee "$OUT/summary.md"
 rmdir "$CG/qpage-bench-a" "$CG/qpage-bench-b" 2>/dev/null || true

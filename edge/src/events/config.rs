@@ -184,6 +184,10 @@ impl Cidr {
     }
 }
 
+/// Most events in one batch: a batch's offsets are 32-bit (see `queue::SiteRun`), and
+/// this many of the longest possible lines (some 31 KiB each) stay under 4 GiB.
+const BATCH_MAX_EVENTS: usize = 100_000;
+
 impl EventsConfig {
     /// Checks the values serde cannot; the message names the field.
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -196,8 +200,11 @@ impl EventsConfig {
                 self.queue_max_bytes
             ));
         }
-        if self.batch_max_events == 0 {
-            return Err("events.batch_max_events must be at least 1".into());
+        if self.batch_max_events == 0 || self.batch_max_events > BATCH_MAX_EVENTS {
+            return Err(format!(
+                "events.batch_max_events: {} is out of range; use 1 to {BATCH_MAX_EVENTS} (default 4096)",
+                self.batch_max_events
+            ));
         }
         if self.flush_interval_ms == 0 {
             return Err("events.flush_interval_ms must be at least 1".into());
@@ -303,5 +310,21 @@ mod tests {
         c.nats.url = "nats://127.0.0.1:4222".into();
         c.nats.stream = "a.b".into();
         assert!(c.validate().unwrap_err().contains("events.nats.stream"));
+        for n in [0, 100_001] {
+            let c = EventsConfig {
+                batch_max_events: n,
+                ..Default::default()
+            };
+            assert!(
+                c.validate()
+                    .unwrap_err()
+                    .contains("events.batch_max_events")
+            );
+        }
+        let c = EventsConfig {
+            batch_max_events: 100_000,
+            ..Default::default()
+        };
+        assert_eq!(c.validate(), Ok(()));
     }
 }

@@ -48,10 +48,12 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Encoded batches' buffers kept for reuse: as many as can be in flight at once,
 /// that is the batches the sinks' queues may hold in memory (`memory_max_bytes`)
 /// plus a gathered ClickHouse insert being delivered, counting 256 bytes a line.
-/// A pool that keeps fewer frees and allocates buffers again while the flow is
-/// steady: ClickHouse's one insert a second held 40-60 buffers at once at 70,000
-/// events a second here, and with 48 kept, zeroing fresh pages took 40-60% of the
-/// events thread's time. What a peak allocated stays allocated for the next one.
+/// A buffer allocated anew has its pages zeroed as the encoder first writes them: in
+/// the events benchmark, while a slow ClickHouse's queue grew, that took 40-60% of
+/// the events thread's time. ClickHouse's one insert a second keeps a second of
+/// batches in flight (20-25 buffers at 75,000 events a second, more behind a slow
+/// insert), beyond the 48 this pool used to keep. What a peak allocated stays
+/// allocated for the next one.
 fn pool_max(cfg: &EventsConfig) -> usize {
     let gathered = if cfg.clickhouse.url.is_empty() {
         0

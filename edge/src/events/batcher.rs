@@ -45,47 +45,24 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Longest a single delivery may take before it counts as failed.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Encoded batches' buffers kept for reuse: as many as can be in flight at once,
-/// that is the batches the sinks' queues may hold in memory (`memory_max_bytes`)
-/// plus a gathered ClickHouse insert being delivered, counting 256 bytes a line.
-/// A buffer allocated anew has its pages zeroed as the encoder first writes them: in
-/// the events benchmark, while a slow ClickHouse's queue grew, that took 40-60% of
-/// the events thread's time. ClickHouse's one insert a second keeps a second of
-/// batches in flight (20-25 buffers at 75,000 events a second, more behind a slow
-/// insert), beyond the 48 this pool used to keep. What a peak allocated stays
-/// allocated for the next one.
-fn pool_max(cfg: &EventsConfig) -> usize {
-    let gathered = if cfg.clickhouse.url.is_empty() {
-        0
-    } else {
-        cfg.clickhouse.insert_max_bytes
-    };
-    let batch = (cfg.batch_max_events as u64 * 256).max(64 << 10);
-    let n = cfg.memory_max_bytes.saturating_add(gathered) / batch;
-    usize::try_from(n)
-        .unwrap_or(usize::MAX)
-        .saturating_add(4)
-        .clamp(16, 1024)
-}
+/// Encoded batches' buffers kept for reuse, at most this many: enough for what is
+/// in flight at full rate (a gathered ClickHouse insert holds a second's batches,
+/// some twenty at 75,000 events a second, and as many queue behind it).
+const POOL_MAX: usize = 48;
 
 /// Buffers of encoded batches, given back once every sink is done with a batch:
 /// a buffer of a megabyte or two, freed and allocated again for every batch, goes
 /// back to the system and costs a page fault per 4 KiB when it is written again.
-#[derive(Clone)]
-struct BufPool(Arc<(Mutex<Vec<Vec<u8>>>, usize)>);
+#[derive(Clone, Default)]
+struct BufPool(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl BufPool {
-    /// A pool keeping at most `max` buffers.
-    fn new(max: usize) -> BufPool {
-        BufPool(Arc::new((Mutex::new(Vec::new()), max)))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
-        self.0.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn get(&self) -> Vec<u8> {
-        self.lock().pop().unwrap_or_default()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
     }
 
     /// `buf` as batch data; the buffer returns to the pool when the last clone of
@@ -113,9 +90,8 @@ impl Drop for Pooled {
     fn drop(&mut self) {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        let max = self.pool.0.1;
-        let mut pool = self.pool.lock();
-        if pool.len() < max {
+        let mut pool = self.pool.0.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_MAX {
             pool.push(buf);
         }
     }
@@ -258,15 +234,14 @@ impl Worker {
             .enable_all()
             .build()?;
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
-        let batching = Batching {
-            interval: Duration::from_millis(cfg.flush_interval_ms),
-            max_events: cfg.batch_max_events,
-            pool: BufPool::new(pool_max(cfg)),
-        };
+        let interval = Duration::from_millis(cfg.flush_interval_ms);
+        let max = cfg.batch_max_events;
         let thread = std::thread::Builder::new()
             .name("qpage-events".into())
             .spawn(move || {
-                rt.block_on(run(buffers, encoder, sinks, counters, batching, stop_rx));
+                rt.block_on(run(
+                    buffers, encoder, sinks, counters, interval, max, stop_rx,
+                ));
             })?;
         Ok(Worker { stop, thread })
     }
@@ -322,28 +297,15 @@ impl SiteRuns {
     }
 }
 
-/// How the batcher cuts and keeps batches.
-struct Batching {
-    /// Longest wait between two reads of the rings.
-    interval: Duration,
-    /// Most events in one batch.
-    max_events: usize,
-    pool: BufPool,
-}
-
 async fn run(
     buffers: Arc<Buffers>,
     mut encoder: Encoder,
     sinks: Vec<(Arc<SinkQueue>, Sink)>,
     counters: Arc<EventCounters>,
-    batching: Batching,
+    interval: Duration,
+    max: usize,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let Batching {
-        interval,
-        max_events: max,
-        pool,
-    } = batching;
     let queues: Vec<Arc<SinkQueue>> = sinks.iter().map(|(q, _)| q.clone()).collect();
     // Site runs are kept only for a sink that groups lines by site.
     let mut runs = sinks
@@ -357,6 +319,7 @@ async fn run(
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
+    let pool = BufPool::default();
     let mut out = Vec::new();
     // Filler bytes at `out`'s front, so that the batch starts block-aligned.
     let mut filler = 0;
@@ -530,7 +493,7 @@ mod tests {
 
     #[test]
     fn batch_buffers_return_to_the_pool_when_the_last_clone_is_dropped() {
-        let pool = BufPool::new(5);
+        let pool = BufPool::default();
         let mut buf = pool.get();
         assert_eq!(buf.capacity(), 0, "an empty pool gives a new buffer");
         buf.extend_from_slice(b"{\"a\":1}\n{\"a\":2}\n");
@@ -539,29 +502,16 @@ mod tests {
         let part = data.slice(8..);
         drop(data);
         assert_eq!(&part[..], b"{\"a\":2}\n");
-        assert!(pool.lock().is_empty(), "a slice still holds it");
+        assert!(pool.0.lock().unwrap().is_empty(), "a slice still holds it");
         drop(part);
         let again = pool.get();
         assert!(again.is_empty());
         assert_eq!(again.capacity(), cap, "the same buffer, emptied");
-        // At most `max` buffers are kept.
-        let held: Vec<Bytes> = (0..8).map(|_| pool.bytes(Vec::with_capacity(64))).collect();
+        // At most POOL_MAX buffers are kept.
+        let held: Vec<Bytes> = (0..POOL_MAX + 3)
+            .map(|_| pool.bytes(Vec::with_capacity(64)))
+            .collect();
         drop(held);
-        assert_eq!(pool.lock().len(), 5);
-    }
-
-    #[test]
-    fn the_pool_keeps_what_the_queues_can_hold_in_flight() {
-        let mut cfg = EventsConfig::default();
-        // 64 MiB of batches of 4,096 lines of at least 256 bytes: 64 buffers, and 4.
-        assert_eq!(pool_max(&cfg), 68);
-        cfg.clickhouse.url = "http://127.0.0.1:8123".into();
-        // A gathered insert of up to 32 MiB besides.
-        assert_eq!(pool_max(&cfg), 100);
-        cfg.memory_max_bytes = 1 << 20;
-        cfg.clickhouse.url.clear();
-        assert_eq!(pool_max(&cfg), 16, "never fewer than 16");
-        cfg.memory_max_bytes = u64::MAX;
-        assert_eq!(pool_max(&cfg), 1024, "never more than 1,024");
+        assert_eq!(pool.0.lock().unwrap().len(), POOL_MAX);
     }
 }

@@ -44,6 +44,9 @@ cpu_quota_cgroup() {
   set_cpu_quota "$QUOTA_CG" "$pct"
 }
 
+# cpu_ticks PID: the user and system CPU time of process PID so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # set_cpu_quota DIR PERCENT: the processes of CPU cgroup DIR together may run PERCENT%
 # of one core (in 10 ms periods); PERCENT "max": no limit.
 set_cpu_quota() {

@@ -48,7 +48,6 @@ PY
 
 start_clickhouse "$ROOT" taskset -c "$LOAD_CPU"
 CH_PID=${PIDS[-1]}
-ticks() { awk '{print $14 + $15}' "/proc/$CH_PID/stat"; }
 per_event() { awk -v d="$1" -v t="$(getconf CLK_TCK)" -v n="$EVENTS" 'BEGIN { printf "%.2f", d / t * 1e6 / n }'; }
 sleep 3 # start-up work done
 
@@ -56,7 +55,7 @@ echo -e "size\tinserts\trows\tcpu_us_per_event\tafter_5s_us_per_event" | tee "$O
 for size in "${SIZES[@]}"; do
   curl -sf "http://127.0.0.1:$CH_PORT/" --data-binary "TRUNCATE TABLE qpage_events"
   sleep 2
-  t0=$(ticks)
+  t0=$(cpu_ticks "$CH_PID")
   python3 - "$CH_PORT" "$size" "$RATE" "$WORK/events.ndjson" <<'PY'
 import http.client, sys, time
 port, size, rate, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -73,9 +72,9 @@ for i in range(0, len(lines), size):
     if r.status != 200:
         sys.exit(f"ClickHouse answered {r.status}: {body[:300]!r}")
 PY
-  t1=$(ticks)
+  t1=$(cpu_ticks "$CH_PID")
   sleep 5
-  t2=$(ticks)
+  t2=$(cpu_ticks "$CH_PID")
   rows=$(curl -sf "http://127.0.0.1:$CH_PORT/?query=SELECT%20count()%20FROM%20qpage_events")
   [[ $rows == "$EVENTS" ]] || { echo "error: $rows rows in ClickHouse, $EVENTS inserted" >&2; exit 1; }
   echo -e "$size\t$(((EVENTS + size - 1) / size))\t$rows\t$(per_event $((t1 - t0)))\t$(per_event $((t2 - t1)))" | tee -a "$OUT/results.tsv"

@@ -86,7 +86,6 @@ fi
 
 events_setup
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
 events_ticks() { # the edge's events thread
   local t

@@ -263,17 +263,20 @@ const RUN_MAX_BYTES: usize = 64 << 10;
 #[derive(Default)]
 pub(super) struct SiteRuns {
     runs: Vec<SiteRun>,
-    /// Where the last run starts.
-    last_start: usize,
 }
 
 impl SiteRuns {
-    /// Notes the line that `batch` (the batch so far) ends with, which starts at
-    /// `line_at` and has its site's name at `site_at`, `site_len` bytes long.
-    pub(super) fn note(&mut self, batch: &[u8], line_at: usize, site_at: usize, site_len: usize) {
+    /// Notes the line that `batch` (the batch so far) ends with, which has its site's
+    /// name at `site_at`, `site_len` bytes long.
+    pub(super) fn note(&mut self, batch: &[u8], site_at: usize, site_len: usize) {
         let end = batch.len();
+        // The last run starts where the one before it ends.
+        let last_start = match self.runs.len() {
+            0 | 1 => 0,
+            n => self.runs[n - 2].end as usize,
+        };
         if let Some(last) = self.runs.last_mut()
-            && end - self.last_start <= RUN_MAX_BYTES
+            && end - last_start <= RUN_MAX_BYTES
             && last.site_len as usize == site_len
             && batch[last.site_at as usize..][..site_len] == batch[site_at..][..site_len]
         {
@@ -281,7 +284,6 @@ impl SiteRuns {
             last.lines += 1;
             return;
         }
-        self.last_start = line_at;
         self.runs.push(SiteRun {
             end: end as u32,
             lines: 1,
@@ -292,7 +294,6 @@ impl SiteRuns {
 
     /// The runs of the batch just made; starts the next batch's.
     pub(super) fn take(&mut self) -> Vec<SiteRun> {
-        self.last_start = 0;
         std::mem::take(&mut self.runs)
     }
 }
@@ -365,11 +366,9 @@ async fn run(
                     out = pool.get();
                     filler = direct::align_front(&mut out, want.max(records.len()));
                 }
-                let line_at = out.len();
                 let site_at = encoder.encode(&ev, &clock, &mut out);
                 if let Some(r) = runs.as_mut() {
-                    let batch = &out[filler..];
-                    r.note(batch, line_at - filler, site_at - filler, ev.site.len());
+                    r.note(&out[filler..], site_at - filler, ev.site.len());
                 }
                 n += 1;
                 if n as usize >= max {

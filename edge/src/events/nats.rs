@@ -293,7 +293,7 @@ mod tests {
             for line in data.split_inclusive(|b| *b == b'\n') {
                 let s = memchr::memmem::find(line, b"\"site\":\"").unwrap() + 8;
                 let len = memchr::memchr(b'"', &line[s..]).unwrap();
-                sites.note(&data[..at + line.len()], at, at + s, len);
+                sites.note(&data[..at + line.len()], at + s, len);
                 at += line.len();
             }
         }

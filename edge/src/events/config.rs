@@ -1,7 +1,7 @@
 //! The `[events]` section of `edge.toml`: the queue, the batcher, trusted proxies and
 //! the sinks. The defaults write NDJSON files under the data directory's `events/`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -167,12 +167,7 @@ impl Cidr {
     /// Whether `ip` is in the range (IPv4-mapped IPv6 addresses count as IPv4).
     pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
+            (IpAddr::V4(_), IpAddr::V4(ip)) => self.contains_v4(ip),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 let mask = u128::MAX
                     .checked_shl(128 - u32::from(self.prefix))
@@ -181,6 +176,18 @@ impl Cidr {
             }
             _ => false,
         }
+    }
+
+    /// [`Cidr::contains`] for an IPv4 address, which the caller need not wrap in an
+    /// [`IpAddr`] (built just before, its bytes are reloaded at a stall).
+    pub(crate) fn contains_v4(&self, ip: Ipv4Addr) -> bool {
+        let IpAddr::V4(net) = self.addr else {
+            return false;
+        };
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        net.to_bits() & mask == ip.to_bits() & mask
     }
 }
 

@@ -91,15 +91,38 @@ impl Hasher for WordHasher {
             w.copy_from_slice(c);
             h = (h.rotate_left(26) ^ u64::from_le_bytes(w)).wrapping_mul(K);
         }
-        let mut w = [0u8; 8];
-        let r = chunks.remainder();
-        w[..r.len()].copy_from_slice(r);
-        h = (h.rotate_left(26) ^ u64::from_le_bytes(w) ^ (bytes.len() as u64)).wrapping_mul(K);
+        let w = tail_word(chunks.remainder());
+        h = (h.rotate_left(26) ^ w ^ (bytes.len() as u64)).wrapping_mul(K);
         self.0 = h;
     }
 
     fn finish(&self) -> u64 {
         self.0 ^ (self.0 >> 29)
+    }
+}
+
+/// `b` (at most 8 bytes) as a little-endian word, zero-padded: read with at most
+/// three loads instead of copied byte by byte into a stack word, whose wider reload
+/// right after stalls the CPU (the store cannot be forwarded to it).
+#[inline(always)]
+pub(crate) fn tail_word(b: &[u8]) -> u64 {
+    let n = b.len();
+    debug_assert!(n <= 8);
+    let u32_at = |i: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&b[i..i + 4]);
+        u64::from(u32::from_le_bytes(w))
+    };
+    match n {
+        0 => 0,
+        // The first four bytes and the last four, overlapping below eight.
+        4..=8 => u32_at(0) | u32_at(n - 4) << ((n - 4) * 8),
+        // The first byte, the middle one and the last, overlapping below three.
+        _ => {
+            u64::from(b[0])
+                | u64::from(b[n / 2]) << (n / 2 * 8)
+                | u64::from(b[n - 1]) << ((n - 1) * 8)
+        }
     }
 }
 
@@ -309,11 +332,10 @@ pub(crate) fn client_ip(
                 };
                 parse_v4(near.trim_ascii())
             });
-            if let Some(a) = nearest {
-                let ip = IpAddr::V4(a);
-                if !is_trusted(ip) {
-                    return ip;
-                }
+            if let Some(a) = nearest
+                && !trusted.iter().any(|c| c.contains_v4(a))
+            {
+                return IpAddr::V4(a);
             }
             for hop in x.rsplit(|b| *b == b',') {
                 if let Some(ip) = parse_hop(hop.trim_ascii()) {
@@ -383,7 +405,9 @@ fn parse_hop(h: &[u8]) -> Option<IpAddr> {
 /// A dotted-quad IPv4 address exactly as std's parser accepts it (four decimal
 /// octets of at most three digits, no leading zero, at most 255), else `None`.
 fn parse_v4(h: &[u8]) -> Option<Ipv4Addr> {
-    let mut octets = [0u8; 4];
+    // The octets so far, in a register (bytes stored one by one and reloaded as a
+    // word stall the CPU, as in [`tail_word`]).
+    let mut bits = 0u32;
     let mut n = 0usize;
     let mut val = 0u32;
     let mut digits = 0u32;
@@ -398,7 +422,7 @@ fn parse_v4(h: &[u8]) -> Option<Ipv4Addr> {
                 return None;
             }
         } else if b == b'.' && digits > 0 && n < 3 {
-            octets[n] = u8::try_from(val).ok()?;
+            bits = bits << 8 | u32::from(u8::try_from(val).ok()?);
             n += 1;
             val = 0;
             digits = 0;
@@ -409,13 +433,23 @@ fn parse_v4(h: &[u8]) -> Option<Ipv4Addr> {
     if n != 3 || digits == 0 {
         return None;
     }
-    octets[3] = u8::try_from(val).ok()?;
-    Some(Ipv4Addr::from(octets))
+    bits = bits << 8 | u32::from(u8::try_from(val).ok()?);
+    Some(Ipv4Addr::from_bits(bits))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_words_are_the_bytes_zero_padded() {
+        let b = b"\x01\x02\x03\x04\x05\x06\x07\x08";
+        for n in 0..=8 {
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(&b[..n]);
+            assert_eq!(tail_word(&b[..n]), u64::from_le_bytes(w), "{n} bytes");
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -13,6 +13,8 @@ use std::path::PathBuf;
 
 use siphasher::sip::SipHasher13;
 
+use super::derive::tail_word;
+
 /// The current salt and the day it belongs to.
 pub(crate) struct Visitor {
     path: PathBuf,
@@ -89,37 +91,56 @@ impl Visitor {
     /// `ua_key` from [`Visitor::ua_key`] for the same day.
     pub(crate) fn hash(&mut self, today: u64, site: &[u8], ip: IpAddr, ua_key: u64) -> u64 {
         self.ensure_day(today);
-        // One write of one buffer: site (at most 63 bytes), 0xff, address, user agent key.
-        let mut buf = [0u8; 64 + 1 + 16 + 8];
-        let n = site.len().min(64);
-        buf[..n].copy_from_slice(&site[..n]);
-        buf[n] = 0xff;
+        // SipHash-1-3 of site (at most 64 bytes), 0xff, address (16 bytes), user agent key.
         let ip = match ip.to_canonical() {
-            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-            IpAddr::V6(a) => a.octets(),
+            IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
+            IpAddr::V6(a) => a.to_bits(),
         };
-        buf[n + 1..n + 17].copy_from_slice(&ip);
-        buf[n + 17..n + 25].copy_from_slice(&ua_key.to_le_bytes());
-        sip13(&self.salt, &buf[..n + 25])
+        let mut h = Sip13::new(&self.salt);
+        h.bytes(&site[..site.len().min(64)]);
+        h.word(0xff, 1);
+        // The address's octets in order: its big-endian bits, byte-swapped.
+        h.word(((ip >> 64) as u64).swap_bytes(), 8);
+        h.word((ip as u64).swap_bytes(), 8);
+        h.word(ua_key, 8);
+        h.finish()
     }
 }
 
-/// SipHash-1-3 of `m` keyed with `key`, in one call: the same function as
-/// `SipHasher13::new_with_key(key)` fed `m` with one `write`, without its streaming
-/// state.
-fn sip13(key: &[u8; 16], m: &[u8]) -> u64 {
-    let mut k = [0u8; 8];
-    k.copy_from_slice(&key[..8]);
-    let k0 = u64::from_le_bytes(k);
-    k.copy_from_slice(&key[8..]);
-    let k1 = u64::from_le_bytes(k);
-    let mut v = [
-        k0 ^ 0x736f_6d65_7073_6575,
-        k1 ^ 0x646f_7261_6e64_6f6d,
-        k0 ^ 0x6c79_6765_6e65_7261,
-        k1 ^ 0x7465_6462_7974_6573,
-    ];
-    fn round(v: &mut [u64; 4]) {
+/// SipHash-1-3 (the function of `SipHasher13::new_with_key`), fed in words: the
+/// message's bytes go from their source straight into registers, where a message
+/// first copied into a stack buffer is reloaded word by word right after the copy's
+/// byte-sized stores, which stalls the CPU.
+struct Sip13 {
+    v: [u64; 4],
+    /// Bytes not yet compressed (`pending` of them, low first) and the length so far.
+    tail: u64,
+    pending: usize,
+    len: usize,
+}
+
+impl Sip13 {
+    fn new(key: &[u8; 16]) -> Sip13 {
+        let mut k = [0u8; 8];
+        k.copy_from_slice(&key[..8]);
+        let k0 = u64::from_le_bytes(k);
+        k.copy_from_slice(&key[8..]);
+        let k1 = u64::from_le_bytes(k);
+        Sip13 {
+            v: [
+                k0 ^ 0x736f_6d65_7073_6575,
+                k1 ^ 0x646f_7261_6e64_6f6d,
+                k0 ^ 0x6c79_6765_6e65_7261,
+                k1 ^ 0x7465_6462_7974_6573,
+            ],
+            tail: 0,
+            pending: 0,
+            len: 0,
+        }
+    }
+
+    fn round(&mut self) {
+        let v = &mut self.v;
         v[0] = v[0].wrapping_add(v[1]);
         v[1] = v[1].rotate_left(13) ^ v[0];
         v[0] = v[0].rotate_left(32);
@@ -131,26 +152,61 @@ fn sip13(key: &[u8; 16], m: &[u8]) -> u64 {
         v[1] = v[1].rotate_left(17) ^ v[2];
         v[2] = v[2].rotate_left(32);
     }
-    let mut chunks = m.chunks_exact(8);
-    for c in &mut chunks {
-        k.copy_from_slice(c);
-        let w = u64::from_le_bytes(k);
-        v[3] ^= w;
-        round(&mut v);
-        v[0] ^= w;
+
+    fn compress(&mut self, w: u64) {
+        self.v[3] ^= w;
+        self.round();
+        self.v[0] ^= w;
     }
-    let r = chunks.remainder();
-    let mut last = [0u8; 8];
-    last[..r.len()].copy_from_slice(r);
-    let w = ((m.len() as u64) << 56) | u64::from_le_bytes(last);
-    v[3] ^= w;
-    round(&mut v);
-    v[0] ^= w;
-    v[2] ^= 0xff;
-    round(&mut v);
-    round(&mut v);
-    round(&mut v);
-    v[0] ^ v[1] ^ v[2] ^ v[3]
+
+    /// Appends `n` bytes (1 to 8): the low bytes of `w`, whose other bytes are zero.
+    #[inline(always)]
+    fn word(&mut self, w: u64, n: usize) {
+        self.len += n;
+        self.tail |= w << (8 * self.pending);
+        if self.pending + n < 8 {
+            self.pending += n;
+            return;
+        }
+        self.compress(self.tail);
+        // What of `w` did not fit in the word just compressed.
+        self.tail = if self.pending == 0 {
+            0
+        } else {
+            w >> (8 * (8 - self.pending))
+        };
+        self.pending = self.pending + n - 8;
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w), 8);
+        }
+        let r = chunks.remainder();
+        if !r.is_empty() {
+            self.word(tail_word(r), r.len());
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.compress(((self.len as u64) << 56) | self.tail);
+        self.v[2] ^= 0xff;
+        self.round();
+        self.round();
+        self.round();
+        self.v[0] ^ self.v[1] ^ self.v[2] ^ self.v[3]
+    }
+}
+
+/// SipHash-1-3 of `m` keyed with `key`.
+#[cfg(test)]
+fn sip13(key: &[u8; 16], m: &[u8]) -> u64 {
+    let mut h = Sip13::new(key);
+    h.bytes(m);
+    h.finish()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -180,6 +236,44 @@ mod tests {
             let mut h = SipHasher13::new_with_key(&key);
             h.write(&m[..len]);
             assert_eq!(sip13(&key, &m[..len]), h.finish(), "length {len}");
+        }
+        // Fed in pieces of every size at every offset, as `Visitor::hash` does.
+        for first in 0..20 {
+            for n in 1..=8 {
+                let mut h = Sip13::new(&key);
+                h.bytes(&m[..first]);
+                let mut w = [0u8; 8];
+                w[..n].copy_from_slice(&m[first..first + n]);
+                h.word(u64::from_le_bytes(w), n);
+                h.bytes(&m[first + n..first + n + 9]);
+                let mut whole = SipHasher13::new_with_key(&key);
+                whole.write(&m[..first + n + 9]);
+                assert_eq!(h.finish(), whole.finish(), "{first} bytes, then {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn visitor_hash_is_siphash_of_site_marker_address_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = Visitor::open(dir.path().join("salt"), 100).unwrap();
+        for (site, ip) in [
+            (&b"alpha"[..], "203.0.113.7"),
+            (b"a-much-longer-site-name-0123456789", "2001:db8::17"),
+            (b"", "::ffff:198.51.100.2"),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let octets = match ip.to_canonical() {
+                IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+                IpAddr::V6(a) => a.octets(),
+            };
+            let mut m = site.to_vec();
+            m.push(0xff);
+            m.extend_from_slice(&octets);
+            m.extend_from_slice(&0x0123_4567_89ab_cdefu64.to_le_bytes());
+            let mut whole = SipHasher13::new_with_key(&v.salt);
+            whole.write(&m);
+            assert_eq!(v.hash(100, site, ip, 0x0123_4567_89ab_cdef), whole.finish());
         }
     }
 

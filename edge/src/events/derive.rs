@@ -314,7 +314,11 @@ pub(crate) fn client_ip(
     fwd: Option<&[u8]>,
     trusted: &[Cidr],
 ) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    let is_trusted = |ip: IpAddr| match ip {
+        // Only the four bytes of an IPv4 address are read (see `Cidr::contains_v4`).
+        IpAddr::V4(a) => trusted.iter().any(|c| c.contains_v4(a)),
+        IpAddr::V6(_) => trusted.iter().any(|c| c.contains(ip)),
+    };
     let peer = peer.to_canonical();
     if !is_trusted(peer) {
         return peer;

@@ -57,16 +57,10 @@ impl RefCache {
         }
     }
 
-    /// Writes the JSON string of `referer`'s host.
-    fn write(&mut self, line: &mut Line<'_>, referer: &[u8]) {
-        if referer.is_empty() {
-            line.put(b"\"\"");
-            return;
-        }
-        if referer.len() > REF_CACHED_MAX {
-            let mut v = Vec::new();
-            lower_string(&mut v, referrer_host(referer));
-            line.put(&v);
+    /// Appends the JSON string of `referer`'s host to `out`.
+    fn write(&mut self, out: &mut Vec<u8>, referer: &[u8]) {
+        if referer.is_empty() || referer.len() > REF_CACHED_MAX {
+            lower_string(out, referrer_host(referer));
             return;
         }
         let i = self.hash.bytes(referer) as usize & (REF_SLOTS - 1);
@@ -76,7 +70,7 @@ impl RefCache {
             lower_string(&mut v, referrer_host(referer));
             *slot = (referer.into(), v.into());
         }
-        line.put(&slot.1);
+        out.extend_from_slice(&slot.1);
     }
 }
 
@@ -119,10 +113,8 @@ impl Encoder {
         let mut head = format!("{{\"v\":{SCHEMA_VERSION},\"id\":\"").into_bytes();
         head.extend_from_slice(&p);
         let mut n = b",\"node\":".to_vec();
-        let mut line = Line::new(&mut n, 0);
-        string(&mut line, node.as_bytes());
-        line.put(b",\"site\":\"");
-        line.finish();
+        string(&mut n, node.as_bytes());
+        n.extend_from_slice(b",\"site\":\"");
         let mut flags = Vec::with_capacity(FLAG_COMBOS);
         for i in 0..FLAG_COMBOS {
             let (version, tls, cache) = (i / 9, i / 3 % 3, i % 3);
@@ -172,20 +164,13 @@ impl Encoder {
         let class = &info.class;
         let visitor = self.visitor.hash(day, site, ip, info.key);
 
-        let estimate = LINE_FIXED
-            + self.head.len()
-            + self.node.len()
-            + site.len()
-            + ev.host.len().min(MAX_FIELD)
-            + ev.path.len().min(MAX_FIELD)
-            + ev.content_type.len().min(MAX_FIELD);
-        let mut line = Line::new(out, estimate);
+        out.reserve(256 + ev.path.len() + ev.host.len() + ev.content_type.len());
         // `{"v":1,"id":"<prefix>`, then the sequence.
-        line.put(&self.head);
+        out.extend_from_slice(&self.head);
         let mut q = [0u8; 16];
         hex_u64(&mut q, self.seq);
-        line.put(&q);
-        line.put(b"\",\"ts\":");
+        out.extend_from_slice(&q);
+        out.extend_from_slice(b"\",\"ts\":");
         if self.last_ts.0 != ts {
             let mut b = itoa::Buffer::new();
             let digits = b.format(ts).as_bytes();
@@ -193,108 +178,47 @@ impl Encoder {
             self.last_ts.0 = ts;
             self.last_ts.2 = digits.len();
         }
-        line.put(&self.last_ts.1[..self.last_ts.2]);
+        out.extend_from_slice(&self.last_ts.1[..self.last_ts.2]);
         // `,"node":"<node>","site":"`
-        line.put(&self.node);
+        out.extend_from_slice(&self.node);
         // Site names are [a-z0-9-] (checked when a site is created).
-        let site_at = line.len();
-        line.put(site);
-        line.put(b"\",\"host\":");
-        string(&mut line, ev.host);
-        line.put(b",\"path\":");
-        string(&mut line, ev.path);
-        line.put(b",\"status\":");
-        status(&mut line, ev.status);
-        line.put(b",\"bytes\":");
-        uint(&mut line, ev.bytes);
-        line.put(b",\"dur_us\":");
-        uint(&mut line, ev.dur_us);
+        let site_at = out.len();
+        out.extend_from_slice(site);
+        out.push(b'"');
+        out.extend_from_slice(b",\"host\":");
+        string(out, ev.host);
+        out.extend_from_slice(b",\"path\":");
+        string(out, ev.path);
+        out.extend_from_slice(b",\"status\":");
+        status(out, ev.status);
+        out.extend_from_slice(b",\"bytes\":");
+        uint(out, ev.bytes);
+        out.extend_from_slice(b",\"dur_us\":");
+        uint(out, ev.dur_us);
         let version = usize::from(ev.version.min(5));
         let tls = usize::from(if ev.tls > 2 { 0 } else { ev.tls });
         let cache = usize::from(if ev.cache > 2 { 0 } else { ev.cache });
-        line.put(&self.flags[version * 9 + tls * 3 + cache]);
-        string(&mut line, ev.content_type);
-        line.put(b",\"ref\":");
-        self.referrers.write(&mut line, ev.referer);
-        line.put(match class {
+        out.extend_from_slice(&self.flags[version * 9 + tls * 3 + cache]);
+        string(out, ev.content_type);
+        out.extend_from_slice(b",\"ref\":");
+        self.referrers.write(out, ev.referer);
+        out.extend_from_slice(match class {
             UaClass::Browser => b",\"ua\":\"browser\",\"bot\":" as &[u8],
             UaClass::Bot(_) => b",\"ua\":\"bot\",\"bot\":",
             UaClass::Other => b",\"ua\":\"other\",\"bot\":",
         });
         let bot = class.bot_name().as_bytes();
         if bot.is_empty() {
-            line.put(b"\"\"");
+            out.extend_from_slice(b"\"\"");
         } else {
-            string(&mut line, bot);
+            string(out, bot);
         }
-        line.put(b",\"visitor\":\"");
+        out.extend_from_slice(b",\"visitor\":\"");
         let mut v = [0u8; 16];
         hex_u64(&mut v, visitor);
-        line.put(&v);
-        line.put(b"\"}\n");
-        line.finish();
+        out.extend_from_slice(&v);
+        out.extend_from_slice(b"\"}\n");
         site_at
-    }
-}
-
-/// Bytes of a line besides its head, node, site, host, path and content type, for
-/// most lines: the other names and values, a short referrer host and bot name.
-const LINE_FIXED: usize = 320;
-
-/// One line being written into the spare capacity of `out`, its length set once at
-/// the end: each piece costs a bounds check and a copy (a fixed-size piece compiles
-/// to a few moves), where `Vec::extend_from_slice` also updates the vector's length
-/// in memory and calls `memcpy` for every piece. A piece past the estimate given to
-/// [`Line::new`] (a long escaped value) grows `out`.
-struct Line<'a> {
-    out: &'a mut Vec<u8>,
-    /// `out`'s buffer, its capacity, and the bytes written so far (from its start).
-    ptr: *mut u8,
-    cap: usize,
-    len: usize,
-}
-
-impl<'a> Line<'a> {
-    fn new(out: &'a mut Vec<u8>, estimate: usize) -> Line<'a> {
-        out.reserve(estimate);
-        Line {
-            ptr: out.as_mut_ptr(),
-            cap: out.capacity(),
-            len: out.len(),
-            out,
-        }
-    }
-
-    #[inline(always)]
-    fn put(&mut self, b: &[u8]) {
-        if b.len() > self.cap - self.len {
-            self.grow(b.len());
-        }
-        // SAFETY: `len + b.len() <= cap`, so the bytes written lie in `out`'s buffer,
-        // past what it holds; `b` cannot lie in that buffer, which `self` borrows
-        // mutably.
-        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), self.ptr.add(self.len), b.len()) };
-        self.len += b.len();
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn grow(&mut self, more: usize) {
-        // SAFETY: the first `len` bytes are written (`len <= cap`).
-        unsafe { self.out.set_len(self.len) };
-        self.out.reserve(more);
-        self.ptr = self.out.as_mut_ptr();
-        self.cap = self.out.capacity();
-    }
-
-    /// Bytes in `out` so far.
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn finish(self) {
-        // SAFETY: as in `grow`.
-        unsafe { self.out.set_len(self.len) };
     }
 }
 
@@ -320,21 +244,21 @@ fn hex_u64(out: &mut [u8; 16], v: u64) {
 const FLAG_COMBOS: usize = 6 * 3 * 3;
 
 /// A status code's digits (always three for a real one).
-fn status(line: &mut Line<'_>, s: u16) {
+fn status(out: &mut Vec<u8>, s: u16) {
     if (100..1000).contains(&s) {
-        line.put(&[
+        out.extend_from_slice(&[
             b'0' + (s / 100) as u8,
             b'0' + (s / 10 % 10) as u8,
             b'0' + (s % 10) as u8,
         ]);
     } else {
-        uint(line, u64::from(s));
+        uint(out, u64::from(s));
     }
 }
 
-fn uint(line: &mut Line<'_>, v: u64) {
+fn uint(out: &mut Vec<u8>, v: u64) {
     let mut b = itoa::Buffer::new();
-    line.put(b.format(v).as_bytes());
+    out.extend_from_slice(b.format(v).as_bytes());
 }
 
 /// A JSON string of `b` lowercased (ASCII), in one pass over the copied bytes.
@@ -389,17 +313,15 @@ fn plain(b: &[u8]) -> bool {
 }
 
 /// A JSON string of `b` (cut to [`MAX_FIELD`] bytes); invalid UTF-8 becomes U+FFFD.
-fn string(line: &mut Line<'_>, b: &[u8]) {
+fn string(out: &mut Vec<u8>, b: &[u8]) {
     let b = &b[..b.len().min(MAX_FIELD)];
-    line.put(b"\"");
+    out.push(b'"');
     if plain(b) {
-        line.put(b);
+        out.extend_from_slice(b);
     } else {
-        let mut v = Vec::new();
-        escape(&mut v, b);
-        line.put(&v);
+        escape(out, b);
     }
-    line.put(b"\"");
+    out.push(b'"');
 }
 
 #[cold]
@@ -430,9 +352,7 @@ mod tests {
     #[test]
     fn strings_are_valid_json() {
         let mut out = Vec::new();
-        let mut line = Line::new(&mut out, 0);
-        string(&mut line, b"a\"b\\c\n\x01\xff\xc3\xa9");
-        line.finish();
+        string(&mut out, b"a\"b\\c\n\x01\xff\xc3\xa9");
         let v: String = serde_json::from_slice(&out).unwrap();
         assert_eq!(v, "a\"b\\c\n\u{1}\u{fffd}é");
     }
@@ -495,12 +415,13 @@ mod tests {
     }
 
     #[test]
-    fn escaped_values_longer_than_the_line_estimate_grow_the_buffer() {
+    fn escaped_values_longer_than_the_reserved_room_stay_whole() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Clock::now(Instant::now());
         let visitor = Visitor::open(dir.path().join("salt"), clock.wall_ms() / 86_400_000).unwrap();
         let mut enc = Encoder::new("n", vec![], visitor, 1);
-        // Each control byte becomes six (`\u0001`), each quote two: past LINE_FIXED.
+        // Each control byte becomes six (`\u0001`), each quote two: past what
+        // `encode` reserves for the line.
         let path = vec![1u8; MAX_FIELD];
         let host = vec![b'"'; MAX_FIELD];
         let ev = RawEvent {
@@ -615,7 +536,6 @@ mod tests {
         assert!(ts.abs_diff(clock.wall_ms()) < 5_000);
         // Referrers from the cache and past it agree; a new one replaces a slot.
         let mut out = Vec::new();
-        let mut line = Line::new(&mut out, 0);
         for r in [
             &b"https://News.Example/x?y"[..],
             b"https://news.example/other",
@@ -623,12 +543,11 @@ mod tests {
             b"",
             b"https://News.Example/x?y",
         ] {
-            enc.referrers.write(&mut line, r);
-            line.put(b" ");
+            enc.referrers.write(&mut out, r);
+            out.push(b' ');
         }
         let long = format!("https://Long.Example/{}", "x".repeat(300));
-        enc.referrers.write(&mut line, long.as_bytes());
-        line.finish();
+        enc.referrers.write(&mut out, long.as_bytes());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "\"news.example\" \"news.example\" \"a.b\" \"\" \"news.example\" \"long.example\""

@@ -349,6 +349,34 @@ fn escape(out: &mut Vec<u8>, b: &[u8]) {
 mod tests {
     use super::*;
 
+    /// A request of site `alpha` from 192.0.2.1 answered 200, with these values.
+    fn served<'a>(
+        host: &'a [u8],
+        path: &'a [u8],
+        content_type: &'a [u8],
+        referer: &'a [u8],
+        user_agent: &'a [u8],
+    ) -> RawEvent<'a> {
+        RawEvent {
+            start_ns: 0,
+            dur_us: 1,
+            status: 200,
+            bytes: 0,
+            version: 2,
+            tls: 0,
+            cache: 0,
+            peer: "192.0.2.1".parse().unwrap(),
+            site: b"alpha",
+            host,
+            path,
+            content_type,
+            referer,
+            user_agent,
+            forwarded_for: b"",
+            forwarded: b"",
+        }
+    }
+
     #[test]
     fn strings_are_valid_json() {
         let mut out = Vec::new();
@@ -369,24 +397,7 @@ mod tests {
         let referer = b"https://EV\"IL\\.Example\x02\xff/x";
         let host = b"h\"o\\st\n";
         let ctype = b"text/html\"\x7f";
-        let ev = RawEvent {
-            start_ns: 0,
-            dur_us: 1,
-            status: 200,
-            bytes: 0,
-            version: 2,
-            tls: 0,
-            cache: 0,
-            peer: "192.0.2.1".parse().unwrap(),
-            site: b"alpha",
-            host,
-            path,
-            content_type: ctype,
-            referer,
-            user_agent: ua,
-            forwarded_for: b"",
-            forwarded: b"",
-        };
+        let ev = served(host, path, ctype, referer, ua);
         let mut out = Vec::new();
         // Twice: the second time the referrer comes from the cache.
         enc.encode(&ev, &clock, &mut out);
@@ -424,24 +435,7 @@ mod tests {
         // `encode` reserves for the line.
         let path = vec![1u8; MAX_FIELD];
         let host = vec![b'"'; MAX_FIELD];
-        let ev = RawEvent {
-            start_ns: 0,
-            dur_us: 1,
-            status: 200,
-            bytes: 0,
-            version: 2,
-            tls: 0,
-            cache: 0,
-            peer: "192.0.2.1".parse().unwrap(),
-            site: b"alpha",
-            host: &host,
-            path: &path,
-            content_type: b"text/html",
-            referer: b"",
-            user_agent: b"curl/8",
-            forwarded_for: b"",
-            forwarded: b"",
-        };
+        let ev = served(&host, &path, b"text/html", b"", b"curl/8");
         let mut out = Vec::with_capacity(16);
         out.extend_from_slice(b"before\n");
         enc.encode(&ev, &clock, &mut out);

@@ -183,7 +183,7 @@ fn prefetch_ahead(lap: &[u8], from: usize, to: usize) -> usize {
         }
         at += 64;
     }
-    at.max(from)
+    at
 }
 
 /// Every thread's ring, for one events pipeline.

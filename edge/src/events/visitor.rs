@@ -6,12 +6,9 @@
 //! overwritten, so hashes of different days cannot be linked. Client addresses are
 //! hashed here, in memory, and never written anywhere.
 
-use std::hash::Hasher;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::PathBuf;
-
-use siphasher::sip::SipHasher13;
 
 use super::derive::tail_word;
 
@@ -82,9 +79,7 @@ impl Visitor {
     /// The keyed hash of a user agent on day `today` (cached per user agent by the caller).
     pub(crate) fn ua_key(&mut self, today: u64, ua: &[u8]) -> u64 {
         self.ensure_day(today);
-        let mut h = SipHasher13::new_with_key(&self.salt);
-        h.write(ua);
-        h.finish()
+        sip13(&self.salt, ua)
     }
 
     /// The visitor hash for a request on day `today` (days since the Unix epoch), with
@@ -202,7 +197,6 @@ impl Sip13 {
 }
 
 /// SipHash-1-3 of `m` keyed with `key`.
-#[cfg(test)]
 fn sip13(key: &[u8; 16], m: &[u8]) -> u64 {
     let mut h = Sip13::new(key);
     h.bytes(m);
@@ -227,6 +221,8 @@ fn unhex(s: &str) -> Option<[u8; 16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use siphasher::sip::SipHasher13;
+    use std::hash::Hasher;
 
     #[test]
     fn one_shot_siphash_is_siphash_1_3() {
